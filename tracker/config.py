@@ -1,0 +1,184 @@
+"""Settings: the environment is read here, once, and nowhere else.
+
+Every other module receives a `Settings` (or the connections built from it) as an argument.
+Times are in milliseconds throughout, sizes in bytes, unless a name says otherwise.
+
+The variables of the PHP system this project replaces (REDIS_HOST, REDIS_PORT, DB_HOST,
+DB_USER, DB_PASS, DB_NAME) keep working; the URL forms win when both are given, and giving
+both forms with different values is a configuration error rather than a silent choice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigurationError
+
+#: Shards per event kind (streams `impressions_stream`, `impressions_stream:1`, ...).
+DEFAULT_SHARDS = 1
+#: Entries asked for by one XREADGROUP.
+DEFAULT_BATCH_SIZE = 1000
+#: Reads folded into one database transaction when a backlog is waiting.
+DEFAULT_READS_PER_COMMIT = 1
+#: How long one drain message keeps reading before it hands over to the next tick (ms).
+DEFAULT_DRAIN_BUDGET_MS = 5_000
+#: How long an idle drain waits for new entries (a blocking XREAD) before reading again (ms).
+DEFAULT_DRAIN_POLL_MS = 100
+#: How long a drain lease lives without renewal (ms); a killed drainer blocks its shard this long.
+DEFAULT_LEASE_TTL_MS = 10_000
+#: Interval of the scheduler tick that sends drain messages (ms).
+DEFAULT_TICK_INTERVAL_MS = 1_000
+#: Dramatiq retries of a failed drain, and the backoff between them (ms).
+DEFAULT_DRAIN_MAX_RETRIES = 10
+DEFAULT_DRAIN_MIN_BACKOFF_MS = 1_000
+DEFAULT_DRAIN_MAX_BACKOFF_MS = 60_000
+#: Connect and command timeouts of the ingest path's Redis client (ms).
+DEFAULT_REDIS_CONNECT_TIMEOUT_MS = 500
+DEFAULT_REDIS_TIMEOUT_MS = 1_000
+#: Largest request body the ingest routes read (bytes).
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+#: Seconds a client is told to wait (Retry-After) when the event store is unavailable.
+DEFAULT_RETRY_AFTER_S = 1
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+#: Waitress threads per web process.
+DEFAULT_WEB_THREADS = 8
+DEFAULT_DATA_DIR = "var"
+DEFAULT_TIMEZONE = "UTC"
+DEFAULT_BROKER_NAMESPACE = "dramatiq"
+DEFAULT_QUEUE = "tracker"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with defaults that run on a laptop."""
+
+    redis_url: str | None = None
+    broker_url: str | None = None
+    database_url: str | None = None
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    namespace: str = ""
+    shards: int = DEFAULT_SHARDS
+    batch_size: int = DEFAULT_BATCH_SIZE
+    reads_per_commit: int = DEFAULT_READS_PER_COMMIT
+    drain_budget_ms: int = DEFAULT_DRAIN_BUDGET_MS
+    drain_poll_ms: int = DEFAULT_DRAIN_POLL_MS
+    lease_ttl_ms: int = DEFAULT_LEASE_TTL_MS
+    tick_interval_ms: int = DEFAULT_TICK_INTERVAL_MS
+    drain_max_retries: int = DEFAULT_DRAIN_MAX_RETRIES
+    drain_min_backoff_ms: int = DEFAULT_DRAIN_MIN_BACKOFF_MS
+    drain_max_backoff_ms: int = DEFAULT_DRAIN_MAX_BACKOFF_MS
+    redis_connect_timeout_ms: int = DEFAULT_REDIS_CONNECT_TIMEOUT_MS
+    redis_timeout_ms: int = DEFAULT_REDIS_TIMEOUT_MS
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    retry_after_s: int = DEFAULT_RETRY_AFTER_S
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    web_threads: int = DEFAULT_WEB_THREADS
+    timezone: str = DEFAULT_TIMEZONE
+    broker_namespace: str = DEFAULT_BROKER_NAMESPACE
+    queue_name: str = DEFAULT_QUEUE
+    log_level: str = "INFO"
+
+    def __post_init__(self):
+        self._check()
+
+    # -- derived values ---------------------------------------------------------------------
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The reporting timezone: the day an event is counted under."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def effective_database_url(self) -> str:
+        """DATABASE_URL, or the embedded SQLite file under the data directory."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'tracker.db').resolve()}"
+
+    @property
+    def effective_broker_url(self) -> str | None:
+        """The Dramatiq broker: its own URL, else the event Redis."""
+        return self.broker_url or self.redis_url
+
+    def replace(self, **changes) -> Settings:
+        """A copy with some values changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    # -- construction -----------------------------------------------------------------------
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from TRACKER_* variables, the URLs and the legacy PHP variables."""
+        env = os.environ if environ is None else environ
+        values: dict = {
+            "redis_url": _redis_url(env),
+            "broker_url": env.get("TRACKER_BROKER_URL") or None,
+            "database_url": _database_url(env),
+        }
+        for field in dataclasses.fields(cls):
+            raw = env.get(f"TRACKER_{field.name.upper()}")
+            if raw is not None and field.name not in values:
+                values[field.name] = _convert(field, raw)
+        return cls(**values)
+
+    def _check(self):
+        positive = ("shards", "batch_size", "reads_per_commit", "lease_ttl_ms", "tick_interval_ms",
+                    "redis_connect_timeout_ms", "redis_timeout_ms", "max_body_bytes", "web_threads")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"TRACKER_{name.upper()} must be at least 1, got {getattr(self, name)}")
+        if self.drain_budget_ms < 0 or self.drain_poll_ms < 0:
+            raise ConfigurationError("TRACKER_DRAIN_BUDGET_MS and TRACKER_DRAIN_POLL_MS cannot be negative")
+        if self.lease_ttl_ms <= self.drain_poll_ms:
+            raise ConfigurationError("TRACKER_LEASE_TTL_MS must be longer than TRACKER_DRAIN_POLL_MS")
+        if any(c in self.namespace for c in "{}"):
+            raise ConfigurationError("TRACKER_NAMESPACE cannot contain braces: they select Redis Cluster hash slots")
+        try:
+            self.tz
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ConfigurationError(f"unknown timezone TRACKER_TIMEZONE={self.timezone!r}") from e
+
+
+def _convert(field: dataclasses.Field, raw: str):
+    kind = field.type if isinstance(field.type, str) else field.type.__name__
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "Path":
+            return Path(raw)
+    except ValueError as e:
+        raise ConfigurationError(f"TRACKER_{field.name.upper()} must be an integer, got {raw!r}") from e
+    return raw
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    """REDIS_URL, or the legacy REDIS_HOST/REDIS_PORT pair of the PHP system."""
+    url = env.get("REDIS_URL") or None
+    host = env.get("REDIS_HOST")
+    if host is None:
+        return url
+    legacy = f"redis://{host}:{env.get('REDIS_PORT', '6379')}/0"
+    if url and url != legacy:
+        raise ConfigurationError("both REDIS_URL and REDIS_HOST are set, and they disagree; set one")
+    return url or legacy
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    """DATABASE_URL, or the legacy DB_HOST/DB_USER/DB_PASS/DB_NAME of the PHP system."""
+    url = env.get("DATABASE_URL") or None
+    host = env.get("DB_HOST")
+    if host is None:
+        return url
+    if url:
+        raise ConfigurationError("both DATABASE_URL and DB_HOST are set; set one")
+    user = urllib.parse.quote(env.get("DB_USER", "root"), safe="")
+    password = urllib.parse.quote(env.get("DB_PASS", ""), safe="")
+    credentials = f"{user}:{password}@" if password else f"{user}@"
+    port = f":{env['DB_PORT']}" if env.get("DB_PORT") else ""
+    return f"mysql://{credentials}{host}{port}/{env.get('DB_NAME', 'ad_tracking')}"

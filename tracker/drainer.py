@@ -1,0 +1,161 @@
+"""The drain of one stream shard: lease, read, sort out, commit once, acknowledge.
+
+One drain call is one Dramatiq message. It holds the shard's lease for its whole run and reads
+the shard's pending entries first (left by a drainer that died before its XACK), then new ones,
+for up to `drain_budget_ms`: while a backlog is waiting it reads and commits as fast as it can;
+when caught up it waits on a blocking XREAD (up to `drain_poll_ms` at a time) for new entries,
+so an event is usually counted a few milliseconds after it was stored. With `drain_poll_ms`
+at 0 it returns as soon as it is caught up.
+
+Why this counts every event exactly once, whatever dies when:
+- entries are acknowledged only after the transaction that counted them committed, so a crash
+  before the commit leaves them pending, and the next drainer reads them again;
+- that transaction also stores the last counted ID (the offset), so a crash between the commit
+  and the XACK leaves entries pending that the next drainer recognises as counted (at or below
+  the offset), skips and acknowledges;
+- reads happen only under the lease (a script checks it), so a drainer that lost its lease can
+  never read entries after a newer drainer did, and batches commit in ID order, which is what
+  makes "at or below the offset means counted" true;
+- the database refuses a commit whose fencing token is older than the newest drainer's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .aggregate import Event, Ledger, StreamId, parse_id
+from .config import Settings
+from .errors import FencedOut, InvalidEvent, LeaseLost
+from .events import decode_entry
+from .lease import Lease
+from .streams import Entry, Shard, ShardReader
+
+log = logging.getLogger(__name__)
+
+PENDING_FROM_START = b"0"
+NEW_ENTRIES = ">"
+
+
+@dataclass
+class DrainReport:
+    """What one drain did; logged, and returned by the actor for tests and the CLI."""
+
+    stream: str
+    busy: bool = False  # another drainer holds the lease: nothing done
+    lost_lease: bool = False  # stopped because a newer drainer took over
+    reads: int = 0
+    entries: int = 0
+    applied: int = 0
+    skipped: int = 0
+    dead: int = 0
+    commits: int = 0
+    offset: StreamId = (0, 0)
+    batch_sizes: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Batch:
+    entries: list[Entry]
+    full: bool  # the last read returned as many entries as asked: more may be waiting
+
+
+class Drainer:
+    """Drains shards of one Redis into one database."""
+
+    def __init__(self, reader: ShardReader, ledger: Ledger, settings: Settings,
+                 clock: Callable[[], float] = time.monotonic):
+        self.reader = reader
+        self.ledger = ledger
+        self.settings = settings
+        self.clock = clock
+
+    def drain(self, shard: Shard, keep_alive: Callable[[], None] | None = None) -> DrainReport:
+        """Drain `shard` for up to the time budget. Safe to call concurrently and repeatedly."""
+        report = DrainReport(shard.key)
+        lease = Lease(self.reader.client, shard.lease_key, self.settings.lease_ttl_ms)
+        if not lease.acquire():
+            report.busy = True
+            return report
+        try:
+            token, report.offset = self.ledger.claim(shard.key)
+            self._run(shard, lease, token, report, keep_alive or (lambda: None))
+        except (LeaseLost, FencedOut) as e:
+            # Not a failure: a newer drainer owns the shard, and what we read is pending for it.
+            log.info("drain of %s handed over: %s", shard.key, e)
+            report.lost_lease = True
+        finally:
+            lease.release()
+        return report
+
+    def _run(self, shard: Shard, lease: Lease, token: int, report: DrainReport, keep_alive) -> None:
+        deadline = self.clock() + self.settings.drain_budget_ms / 1000
+        cursor: bytes | str = PENDING_FROM_START
+        while True:
+            batch = self._gather(shard, lease, cursor, report)
+            if batch.entries:
+                self._apply(shard, lease, token, batch.entries, report)
+            if cursor != NEW_ENTRIES:
+                if not batch.full:
+                    cursor = NEW_ENTRIES  # the pending list is done: on to new entries
+                    continue
+                cursor = batch.entries[-1].id
+            remaining = deadline - self.clock()
+            if remaining <= 0 or (not batch.full and not self.settings.drain_poll_ms):
+                return
+            keep_alive()
+            if not batch.full:
+                self.reader.wait(shard, min(self.settings.drain_poll_ms, int(remaining * 1000)))
+
+    def _gather(self, shard: Shard, lease: Lease, cursor, report: DrainReport) -> _Batch:
+        """Up to `reads_per_commit` reads, stopping at the first that is not full."""
+        entries: list[Entry] = []
+        size = self.settings.batch_size
+        for _ in range(self.settings.reads_per_commit):
+            got = self.reader.read(shard, lease.token, lease.ttl_ms, size, cursor)
+            report.reads += 1
+            entries += got
+            if len(got) < size:
+                return _Batch(entries, full=False)
+            if cursor != NEW_ENTRIES:
+                cursor = got[-1].id
+        return _Batch(entries, full=True)
+
+    def _apply(self, shard: Shard, lease: Lease, token: int, entries: list[Entry], report: DrainReport) -> None:
+        valid, poison = sort_out(entries)
+        if poison:
+            report.dead += self.reader.dead_letter(shard, lease.token, poison, int(time.time() * 1000))
+        last_id = parse_id(entries[-1].id)
+        if valid and valid[-1][0] > report.offset:
+            result = self.ledger.commit(shard.kind, shard.key, token, valid, last_id)
+            report.applied += result.applied
+            report.skipped += result.skipped
+            report.offset = result.offset
+            report.commits += 1
+        else:
+            report.skipped += len(valid)  # all counted before: the XACK after that commit was lost
+        self.reader.ack(shard, [entry.id for entry in entries])
+        report.entries += len(entries)
+        report.batch_sizes.append(len(entries))
+
+
+def sort_out(entries: list[Entry]) -> tuple[list[Event], list[tuple[Entry, str]]]:
+    """Split entries into valid events and (entry, reason) pairs that cannot be counted.
+
+    An entry without fields was trimmed from the stream after its commit (trimming never passes
+    the committed offset): it is neither, and only needs its acknowledgement.
+    """
+    valid: list[Event] = []
+    poison: list[tuple[Entry, str]] = []
+    for entry in entries:
+        if entry.fields is None:
+            continue
+        try:
+            ad_id, ts = decode_entry(entry.id, entry.fields)
+        except InvalidEvent as e:
+            poison.append((entry, f"{e.field or 'entry'}: {e.message}"))
+            continue
+        valid.append((parse_id(entry.id), ad_id, ts))
+    return valid, poison

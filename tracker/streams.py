@@ -1,0 +1,256 @@
+"""Redis Streams: the key layout, the producer, and the drain side's reads and acknowledgements.
+
+Key layout (NS is the optional namespace prefix, empty by default; S is a shard's stream key):
+
+    NS impressions_stream            shard 0 of the impressions: the PHP system's stream name
+    NS impressions_stream:<i>        shard i > 0 (likewise NS clicks_stream[:<i>])
+    {S}:lease                        drain lease of shard S: the holder's token, with a PX TTL
+    {S}:queued                       set while a drain message for S is queued or running
+    {S}:dead                         dead-letter stream of S: entries that cannot be counted
+    NS tracker:tick-leader           the scheduler's leader lock (one tick sender)
+
+Consumer groups: `impression_group` / `click_group` on every shard of the kind, created at
+ID 0 and idempotently (BUSYGROUP is success). Every drainer reads as the consumer named
+`DRAIN_CONSUMER`, so a shard's pending list is one ordered run of IDs.
+
+A shard's auxiliary keys are `{S}:...`: the hash tag `{S}` makes Redis Cluster hash them like
+the bare key S, so a shard's stream, lease and dead letters share one slot and a script may
+touch them together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from dataclasses import dataclass
+
+import redis
+from redis import Redis
+
+from .errors import LeaseLost, StreamUnavailable
+from .events import KINDS, Kind, encode_fields
+
+log = logging.getLogger(__name__)
+
+#: The one consumer name every drainer uses (see the module docstring).
+DRAIN_CONSUMER = "tracker-drain"
+
+
+@contextlib.contextmanager
+def redis_errors():
+    """Translate redis-py's connection-level failures into StreamUnavailable.
+
+    Covers an unreachable or timed-out server, a server still loading its data, and a server
+    that refuses writes (out of memory under `noeviction`, or a read-only replica).
+    """
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError) as e:
+        raise StreamUnavailable(f"Redis unavailable: {e}") from e
+    except redis.ResponseError as e:
+        if str(e).startswith(("OOM", "MISCONF", "READONLY", "LOADING", "MASTERDOWN")):
+            raise StreamUnavailable(f"Redis refuses writes: {e}") from e
+        raise
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One stream shard of one kind of event."""
+
+    kind: Kind
+    index: int
+    key: str
+
+    def aux(self, suffix: str) -> str:
+        """An auxiliary key of this shard, hash-tagged into the shard's cluster slot."""
+        return f"{{{self.key}}}:{suffix}"
+
+    @property
+    def group(self) -> str:
+        return self.kind.group
+
+    @property
+    def lease_key(self) -> str:
+        return self.aux("lease")
+
+    @property
+    def queued_key(self) -> str:
+        return self.aux("queued")
+
+    @property
+    def dead_key(self) -> str:
+        return self.aux("dead")
+
+
+class Layout:
+    """Where each kind's shards live, and which shard an event goes to."""
+
+    def __init__(self, namespace: str = "", shards: int = 1):
+        self.namespace = namespace
+        self.shard_count = shards
+        self._shards = {
+            kind.name: tuple(Shard(kind, i, self._stream_key(kind, i)) for i in range(shards)) for kind in KINDS
+        }
+
+    def _stream_key(self, kind: Kind, index: int) -> str:
+        base = f"{self.namespace}{kind.stream}"
+        return base if index == 0 else f"{base}:{index}"
+
+    def shards(self, kind: Kind | None = None) -> tuple[Shard, ...]:
+        """The shards of `kind`, or of every kind."""
+        if kind is not None:
+            return self._shards[kind.name]
+        return tuple(s for k in KINDS for s in self._shards[k.name])
+
+    def shard(self, kind: Kind, index: int) -> Shard:
+        return self._shards[kind.name][index]
+
+    def shard_for(self, kind: Kind, ad_id: int) -> Shard:
+        """The shard an ad's events go to: by ad id, so one ad's counts come from one drainer."""
+        return self._shards[kind.name][ad_id % self.shard_count]
+
+    @property
+    def tick_leader_key(self) -> str:
+        return f"{self.namespace}tracker:tick-leader"
+
+
+def ensure_groups(client: Redis, layout: Layout) -> None:
+    """Create every shard's stream and consumer group if missing. Safe to call any time."""
+    for shard in layout.shards():
+        ensure_group(client, shard)
+
+
+def ensure_group(client: Redis, shard: Shard) -> None:
+    with redis_errors():
+        try:
+            client.xgroup_create(shard.key, shard.group, id="0", mkstream=True)
+        except redis.ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+
+
+class Producer:
+    """Stores accepted events: one XADD per event, fields `ad_id` and `ts`."""
+
+    def __init__(self, client: Redis, layout: Layout):
+        self.client = client
+        self.layout = layout
+
+    def add(self, kind: Kind, ad_id: int, ts: int, pipeline=None) -> str | None:
+        """XADD one event; returns its entry ID (None when queued on `pipeline`)."""
+        shard = self.layout.shard_for(kind, ad_id)
+        target = pipeline if pipeline is not None else self.client
+        with redis_errors():
+            entry_id = target.xadd(shard.key, encode_fields(ad_id, ts))
+        if pipeline is not None:
+            return None
+        return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+
+
+# Read a shard's entries only while holding its lease: a drainer whose lease expired can never
+# read again, so everything read under lease N was read before anything read under lease N+1.
+# Each successful read also renews the lease.
+_GATED_READ = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+    return redis.error_reply('LEASELOST drain lease of ' .. KEYS[1] .. ' is held by another drainer')
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+return redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4], 'STREAMS', KEYS[1], ARGV[5])
+"""
+
+# Move entries to the dead-letter stream and acknowledge them, atomically and only while holding
+# the lease. An entry is moved only if XACK removed it from the pending list, so a retry (or a
+# stale drainer) can never dead-letter the same entry twice.
+_DEAD_LETTER = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+    return redis.error_reply('LEASELOST drain lease of ' .. KEYS[1] .. ' is held by another drainer')
+end
+local moved = 0
+for i = 3, #ARGV, 4 do
+    if redis.call('XACK', KEYS[1], ARGV[2], ARGV[i]) == 1 then
+        redis.call('XADD', KEYS[3], '*', 'origin_id', ARGV[i], 'stream', KEYS[1],
+                   'reason', ARGV[i + 1], 'fields', ARGV[i + 2], 'dead_at_ms', ARGV[i + 3])
+        moved = moved + 1
+    end
+end
+return moved
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A stream entry as read: its ID and fields (None when the entry was trimmed away)."""
+
+    id: bytes
+    fields: dict[bytes, bytes] | None
+
+
+def encode_dead_fields(fields: dict[bytes, bytes] | None) -> str:
+    """The original fields as JSON; bytes that are not UTF-8 survive as surrogate escapes."""
+    decoded = {k.decode("utf-8", "surrogateescape"): v.decode("utf-8", "surrogateescape") for k, v in (fields or {}).items()}
+    return json.dumps(decoded)
+
+
+class ShardReader:
+    """The drain side of one Redis: lease-gated reads, acknowledgements and dead letters."""
+
+    def __init__(self, client: Redis):
+        self.client = client
+        self._read = client.register_script(_GATED_READ)
+        self._dead_letter = client.register_script(_DEAD_LETTER)
+
+    def read(self, shard: Shard, token: str, ttl_ms: int, count: int, after: bytes | str) -> list[Entry]:
+        """Read up to `count` entries: pending ones after ID `after`, or new ones when it is '>'.
+
+        Raises LeaseLost when `token` no longer holds the shard's lease.
+        """
+        args = [token, shard.group, DRAIN_CONSUMER, count, after, ttl_ms]
+        try:
+            with redis_errors():
+                reply = self._read(keys=[shard.key, shard.lease_key], args=args)
+        except redis.ResponseError as e:
+            if "NOGROUP" in str(e):  # the stream was lost (an unpersisted Redis restarted)
+                ensure_group(self.client, shard)
+                return []
+            if str(e).startswith("LEASELOST"):
+                raise LeaseLost(str(e)) from e
+            raise
+        if not reply:
+            return []
+        return [Entry(entry_id, _as_dict(fields)) for entry_id, fields in reply[0][1]]
+
+    def wait(self, shard: Shard, timeout_ms: int) -> None:
+        """Block up to `timeout_ms` for a new entry in the shard (a wake-up; reads nothing)."""
+        if timeout_ms > 0:
+            with redis_errors():
+                self.client.xread({shard.key: "$"}, count=1, block=timeout_ms)
+
+    def ack(self, shard: Shard, ids: list[bytes], pipeline=None) -> None:
+        if ids:
+            with redis_errors():
+                (pipeline if pipeline is not None else self.client).xack(shard.key, shard.group, *ids)
+
+    def dead_letter(self, shard: Shard, token: str, entries: list[tuple[Entry, str]], now_ms: int) -> int:
+        """Move (entry, reason) pairs to the shard's dead-letter stream; returns how many moved."""
+        args: list = [token, shard.group]
+        for entry, reason in entries:
+            args += [entry.id, reason, encode_dead_fields(entry.fields), now_ms]
+        try:
+            with redis_errors():
+                moved = self._dead_letter(keys=[shard.key, shard.lease_key, shard.dead_key], args=args)
+        except redis.ResponseError as e:
+            if str(e).startswith("LEASELOST"):
+                raise LeaseLost(str(e)) from e
+            raise
+        log.warning("moved %d malformed entries of %s to %s", moved, shard.key, shard.dead_key)
+        return moved
+
+
+def _as_dict(fields) -> dict[bytes, bytes] | None:
+    """XREADGROUP's fields (a flat list from a script, a dict from redis-py) as a dict."""
+    if not fields:
+        return None
+    if isinstance(fields, dict):
+        return fields
+    return dict(zip(fields[::2], fields[1::2]))

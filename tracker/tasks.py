@@ -1,0 +1,88 @@
+"""Dramatiq actors and the worker's tick: `dramatiq tracker.tasks` runs them.
+
+Importing this module reads the settings and declares the broker, as Dramatiq requires of the
+module its CLI is given; connections open lazily in each worker process (see Runtime).
+
+Actors (queue TRACKER_QUEUE_NAME, default "tracker"):
+    drain(kind, shard)   drain one stream shard for up to TRACKER_DRAIN_BUDGET_MS
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage
+
+from .broker import build_broker
+from .config import Settings
+from .events import kind_named
+from .runtime import Runtime
+from .scheduler import DrainFlags, Scheduler, SchedulerMiddleware
+from .streams import Shard
+
+log = logging.getLogger(__name__)
+
+settings = Settings.from_env()
+broker = build_broker(settings)
+dramatiq.set_broker(broker)
+runtime = Runtime(settings)
+
+#: A drain may run this long past its budget (a slow commit) before Dramatiq interrupts it (ms).
+DRAIN_TIME_LIMIT_SLACK_MS = 120_000
+
+
+def drain_flags() -> DrainFlags:
+    # The flag outlives one drain's budget plus its lease, and is refreshed while it runs.
+    return DrainFlags(runtime.redis, settings.drain_budget_ms + settings.lease_ttl_ms)
+
+
+@dramatiq.actor(
+    queue_name=settings.queue_name,
+    max_retries=settings.drain_max_retries,
+    min_backoff=settings.drain_min_backoff_ms,
+    max_backoff=settings.drain_max_backoff_ms,
+    time_limit=settings.drain_budget_ms + DRAIN_TIME_LIMIT_SLACK_MS,
+)
+def drain(kind: str, shard: int) -> None:
+    """Drain one shard. Safe to run twice at once (the lease admits one) and to retry."""
+    target = runtime.layout.shard(kind_named(kind), shard)
+    flags = drain_flags()
+    try:
+        report = runtime.drainer.drain(target, keep_alive=lambda: flags.refresh(target))
+    except Exception:
+        _hold_flag_for_retry(flags, target)
+        raise
+    flags.clear(target)
+    if report.entries or report.dead:
+        log.debug("drained %s: %s", target.key, report)
+
+
+def _hold_flag_for_retry(flags: DrainFlags, shard: Shard) -> None:
+    """Keep the tick from sending more drains while Dramatiq waits to retry this one.
+
+    Without this, a database outage would add one failing message (and its retries) per tick.
+    When the retries are used up, the message goes to the dead-letter queue and the flag is
+    cleared, so the next tick starts afresh.
+    """
+    message = CurrentMessage.get_current_message()
+    retries = message.options.get("retries", 0) if message else 0
+    try:
+        if retries >= settings.drain_max_retries:
+            flags.clear(shard)
+        else:
+            backoff = min(settings.drain_min_backoff_ms * 2 ** (retries + 1), settings.drain_max_backoff_ms)
+            flags.hold(shard, backoff + settings.tick_interval_ms)
+    except Exception:  # Redis is down too: the flag's own TTL takes over
+        log.debug("could not hold the drain flag of %s", shard.key, exc_info=True)
+
+
+def send_drain(shard: Shard) -> None:
+    drain.send(shard.kind.name, shard.index)
+
+
+def make_scheduler() -> Scheduler:
+    return Scheduler(runtime.redis, runtime.layout, drain_flags(), send_drain, settings.tick_interval_ms)
+
+
+broker.add_middleware(SchedulerMiddleware(make_scheduler, settings.tick_interval_ms))

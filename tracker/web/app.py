@@ -1,0 +1,46 @@
+"""The WSGI application: `create_app(runtime)` wires the routes to a process's connections."""
+
+from __future__ import annotations
+
+import logging
+
+import bottle
+from bottle import Bottle, request, response
+
+from ..reports import Reports
+from ..runtime import Runtime
+from .ingest import Ingest
+from .pages import Pages
+from .responses import JSON_HEADERS, dumps
+from .stats import StatsApi
+
+log = logging.getLogger(__name__)
+
+ERROR_MESSAGES = {
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request body too large",
+    500: "Internal server error",
+}
+
+
+def json_error_handler(error: bottle.HTTPError) -> str:
+    """Bottle's own errors (404, 405, uncaught exceptions) as JSON with CORS headers, not HTML."""
+    status = error.status_code
+    if status >= 500:
+        log.error("unhandled error on %s %s: %s", request.method, request.path, error.exception,
+                  exc_info=error.exception)
+    for name, value in JSON_HEADERS.items():
+        response.set_header(name, value)
+    return dumps({"error": ERROR_MESSAGES.get(status, error.status_line)})
+
+
+def create_app(runtime: Runtime) -> Bottle:
+    """A Bottle app serving ingest, stats and pages from `runtime`'s connections."""
+    settings = runtime.settings
+    app = Bottle(catchall=True, autojson=False)
+    app.default_error_handler = json_error_handler
+    Ingest(runtime.producer, settings.max_body_bytes, settings.retry_after_s).register(app)
+    StatsApi(Reports(runtime.database), settings.tz, settings.timezone).register(app)
+    Pages(settings.tz).register(app)
+    return app
