@@ -38,7 +38,8 @@ def json_error_handler(error: bottle.HTTPError) -> str:
 def create_app(runtime: Runtime) -> Bottle:
     """A Bottle app serving ingest, stats and pages from `runtime`'s connections."""
     settings = runtime.settings
-    app = Bottle(catchall=True, autojson=False)
+    app = Bottle(catchall=True)
+    app.config["json.enable"] = False  # answers are serialised by responses.py, with CORS headers
     app.default_error_handler = json_error_handler
     Ingest(runtime.producer, settings.max_body_bytes, settings.retry_after_s).register(app)
     StatsApi(Reports(runtime.database), settings.tz, settings.timezone).register(app)
