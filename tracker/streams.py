@@ -7,6 +7,7 @@ Key layout (NS is the optional namespace prefix, empty by default; S is a shard'
     {S}:lease                        drain lease of shard S: the holder's token, with a PX TTL
     {S}:queued                       set while a drain message for S is queued or running
     {S}:dead                         dead-letter stream of S: entries that cannot be counted
+    {S}:seen:<event_id>              dedupe: the entry ID an event id was stored as, PX window
     NS tracker:tick-leader           the scheduler's leader lock (one tick sender)
 
 Consumer groups: `impression_group` / `click_group` on every shard of the kind, created at
@@ -130,12 +131,47 @@ def ensure_group(client: Redis, shard: Shard) -> None:
                 raise
 
 
-class Producer:
-    """Stores accepted events: one XADD per event, fields `ad_id` and `ts`."""
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to store. With an `event_id`, a second event with the same id (a client's retry)
+    within the dedupe window is recognised and not stored again."""
 
-    def __init__(self, client: Redis, layout: Layout):
+    kind: Kind
+    ad_id: int
+    ts: int
+    event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Stored:
+    """Where an event went: its entry ID, and whether it was new (False: a duplicate of `entry_id`)."""
+
+    entry_id: str
+    new: bool = True
+
+
+# Store an event once per event id: the dedupe key remembers the entry ID for the window. One
+# script keyed to the shard's slot, so the check and the XADD are atomic (and cluster-safe).
+_ADD_ONCE = """
+local seen = redis.call('GET', KEYS[2])
+if seen then return {0, seen} end
+local id = redis.call('XADD', KEYS[1], '*', 'ad_id', ARGV[1], 'ts', ARGV[2])
+redis.call('SET', KEYS[2], id, 'PX', ARGV[3])
+return {1, id}
+"""
+
+#: How long an event id is remembered for dedupe (ms): a day of client retries.
+DEFAULT_DEDUPE_WINDOW_MS = 24 * 3600 * 1000
+
+
+class Producer:
+    """Stores accepted events (fields `ad_id` and `ts`), any number in one round trip."""
+
+    def __init__(self, client: Redis, layout: Layout, dedupe_window_ms: int = DEFAULT_DEDUPE_WINDOW_MS):
         self.client = client
         self.layout = layout
+        self.dedupe_window_ms = dedupe_window_ms
+        self._add_once = client.register_script(_ADD_ONCE)
 
     def add(self, kind: Kind, ad_id: int, ts: int, pipeline=None) -> str | None:
         """XADD one event; returns its entry ID (None when queued on `pipeline`)."""
@@ -145,7 +181,41 @@ class Producer:
             entry_id = target.xadd(shard.key, encode_fields(ad_id, ts))
         if pipeline is not None:
             return None
-        return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        return _text(entry_id)
+
+    def store(self, events: list[NewEvent]) -> list[Stored]:
+        """Store `events` in one pipelined round trip; results in the same order.
+
+        Not a transaction: if Redis fails midway some events may be stored, and the caller
+        answers an error for all of them. Clients retry with the same event ids, and the ids
+        make those retries harmless.
+        """
+        if not events:
+            return []
+        with redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for event in events:
+                self._queue(pipe, event)
+            replies = pipe.execute()
+        return [_stored(reply) for reply in replies]
+
+    def _queue(self, pipe, event: NewEvent) -> None:
+        shard = self.layout.shard_for(event.kind, event.ad_id)
+        if event.event_id is None:
+            pipe.xadd(shard.key, encode_fields(event.ad_id, event.ts))
+        else:
+            self._add_once(keys=[shard.key, shard.aux(f"seen:{event.event_id}")],
+                           args=[event.ad_id, event.ts, self.dedupe_window_ms], client=pipe)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _stored(reply) -> Stored:
+    if isinstance(reply, list):  # from the dedupe script: [1 new | 0 seen, entry id]
+        return Stored(_text(reply[1]), new=bool(reply[0]))
+    return Stored(_text(reply))
 
 
 # Read a shard's entries only while holding its lease: a drainer whose lease expired can never

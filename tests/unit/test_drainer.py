@@ -261,3 +261,18 @@ def test_an_idle_drain_waits_for_new_entries_until_its_budget(make_drainer, prod
     assert 1.4 <= time.monotonic() - started < 5
     assert report.applied == 2
     assert parse_id(redis_client.xinfo_groups(shard.key)[0]["last-delivered-id"]) == report.offset
+
+
+def test_store_pipelines_many_events_and_dedupes_by_event_id(redis_client, layout):
+    from tracker.streams import NewEvent
+    ensure_groups(redis_client, layout)
+    producer = Producer(redis_client, Layout(shards=2), dedupe_window_ms=60_000)
+    results = producer.store([NewEvent(IMPRESSION, 1, TS), NewEvent(CLICK, 2, TS, "e-1"),
+                              NewEvent(CLICK, 2, TS, "e-1"), NewEvent(IMPRESSION, 3, TS, "e-2")])
+    assert [r.new for r in results] == [True, True, False, True]
+    assert results[1].entry_id == results[2].entry_id
+    assert redis_client.xlen("clicks_stream") == 1  # ad 2 -> shard 0
+    assert redis_client.xlen("impressions_stream:1") == 2  # ads 1 and 3 -> shard 1
+    assert 0 < redis_client.pttl("{clicks_stream}:seen:e-1") <= 60_000
+    retry = producer.store([NewEvent(CLICK, 2, TS, "e-1")])[0]  # the same event, retried later
+    assert (retry.entry_id, retry.new) == (results[1].entry_id, False)
