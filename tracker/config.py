@@ -49,6 +49,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 #: Waitress threads per web process.
 DEFAULT_WEB_THREADS = 8
+#: Web processes of `tracker serve`, sharing the port (SO_REUSEPORT).
+DEFAULT_WEB_PROCESSES = 1
 DEFAULT_DATA_DIR = "var"
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_BROKER_NAMESPACE = "dramatiq"
@@ -81,6 +83,7 @@ class Settings:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     web_threads: int = DEFAULT_WEB_THREADS
+    web_processes: int = DEFAULT_WEB_PROCESSES
     timezone: str = DEFAULT_TIMEZONE
     broker_namespace: str = DEFAULT_BROKER_NAMESPACE
     queue_name: str = DEFAULT_QUEUE
@@ -129,7 +132,8 @@ class Settings:
 
     def _check(self):
         positive = ("shards", "batch_size", "reads_per_commit", "lease_ttl_ms", "tick_interval_ms",
-                    "redis_connect_timeout_ms", "redis_timeout_ms", "max_body_bytes", "web_threads")
+                    "redis_connect_timeout_ms", "redis_timeout_ms", "max_body_bytes", "web_threads",
+                    "web_processes")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"TRACKER_{name.upper()} must be at least 1, got {getattr(self, name)}")

@@ -1,10 +1,19 @@
-"""Serving the WSGI app with waitress, and stopping cleanly on Ctrl-C or SIGTERM."""
+"""Serving the WSGI app with waitress: one process, or several sharing the port.
+
+Several processes each bind their own socket to the same address with SO_REUSEPORT, so the
+kernel spreads connections across them; a supervisor (the parent) restarts a child that dies
+and stops all of them on Ctrl-C or SIGTERM.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
+import socket
+import time
+from collections.abc import Callable
 
 import waitress
 
@@ -18,12 +27,33 @@ CHANNEL_TIMEOUT_S = 30
 CONNECTION_LIMIT = 1_000
 
 
-def create_server(app, settings: Settings, port: int | None = None):
+#: Pending connections the kernel queues per listening socket.
+LISTEN_BACKLOG = 1024
+#: Seconds the supervisor waits before restarting a web process that died.
+RESTART_DELAY_S = 1.0
+#: Seconds children get to finish their requests on shutdown before they are killed.
+STOP_TIMEOUT_S = 10
+
+
+def reuseport_socket(host: str, port: int, listen: bool = True) -> socket.socket:
+    """A socket bound to (host, port) that other processes may bind too (SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    if listen:
+        sock.listen(LISTEN_BACKLOG)
+    return sock
+
+
+def create_server(app, settings: Settings, port: int | None = None, sock: socket.socket | None = None):
     """A waitress server for `app`, bounded in body size, connections and idle time."""
+    where = {"sockets": [sock]} if sock is not None else {
+        "host": settings.host, "port": settings.port if port is None else port}
     return waitress.create_server(
         app,
-        host=settings.host,
-        port=settings.port if port is None else port,
+        **where,
         threads=settings.web_threads,
         max_request_body_size=settings.max_body_bytes,
         channel_timeout=CHANNEL_TIMEOUT_S,
@@ -57,3 +87,68 @@ def serve_forever(server) -> None:
             log.info("stopping the web server")
         finally:
             server.close()
+
+
+def serve_processes(make_app: Callable[[], object], settings: Settings, processes: int) -> None:
+    """Serve with `processes` web processes on settings.host:settings.port until stopped.
+
+    The parent binds first (so a busy port fails here, at once) without listening, so that the
+    kernel hands connections to the children only; then it supervises them. Each child builds
+    its own app, hence its own connections, after the fork.
+    """
+    reuseport_socket(settings.host, settings.port, listen=False).close()
+    children: dict[int, int] = {}  # pid -> slot
+    for slot in range(processes):
+        children[_spawn(make_app, settings, slot)] = slot
+    log.info("serving http://%s:%s with %d processes", settings.host, settings.port, processes)
+    try:
+        with sigterm_as_interrupt():
+            _supervise(make_app, settings, children)
+    except KeyboardInterrupt:
+        log.info("stopping %d web processes", len(children))
+    finally:
+        _stop_children(children)
+
+
+def _spawn(make_app, settings: Settings, slot: int) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 0
+    try:  # the child: its own socket, app and connections; never returns into the parent's code
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM
+        sock = reuseport_socket(settings.host, settings.port)
+        serve_forever(create_server(make_app(), settings, sock=sock))
+    except BaseException:
+        log.exception("web process %d failed", slot)
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _supervise(make_app, settings: Settings, children: dict[int, int]) -> None:
+    while True:
+        pid, status = os.wait()
+        slot = children.pop(pid, None)
+        if slot is None:
+            continue
+        log.error("web process %d (pid %d) exited with status %d; restarting it", slot, pid, status)
+        time.sleep(RESTART_DELAY_S)
+        children[_spawn(make_app, settings, slot)] = slot
+
+
+def _stop_children(children: dict[int, int]) -> None:
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for pid in list(children):
+        while time.monotonic() < deadline:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.05)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)

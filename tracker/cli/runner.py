@@ -10,7 +10,7 @@ from ..config import Settings
 from ..embedded import EmbeddedRedis
 from ..models import create_tables
 from ..runtime import Runtime
-from ..server import create_server, serve_forever
+from ..server import create_server, serve_forever, serve_processes
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,8 @@ def register(subparsers) -> None:
     serve = subparsers.add_parser("serve", help="run the web server only (ingest, stats, pages)")
     serve.add_argument("--port", type=int, default=None, help="web port (default 8080, or TRACKER_PORT)")
     serve.add_argument("--host", default=None, help="web address (default 127.0.0.1, or TRACKER_HOST)")
+    serve.add_argument("--processes", type=int, default=None,
+                       help="web processes sharing the port (default 1, or TRACKER_WEB_PROCESSES)")
     serve.set_defaults(func=cmd_serve)
 
     init_db = subparsers.add_parser("init-db", help="create the tables if they do not exist")
@@ -35,7 +37,9 @@ def register(subparsers) -> None:
 
 
 def _web_settings(args: argparse.Namespace, settings: Settings) -> Settings:
-    changes = {k: v for k, v in (("port", args.port), ("host", args.host)) if v is not None}
+    options = ("port", "host", "processes")
+    changes = {name if name != "processes" else "web_processes": getattr(args, name)
+               for name in options if getattr(args, name, None) is not None}
     return settings.replace(**changes)
 
 
@@ -50,6 +54,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from ..web import create_app  # noqa: PLC0415 - the web layer loads only for commands that serve
 
     settings = _web_settings(args, settings)
+    if settings.web_processes > 1:
+        serve_processes(lambda: create_app(Runtime(settings)), settings, settings.web_processes)
+        return 0
     runtime = Runtime(settings)
     serve_forever(create_server(create_app(runtime), settings))
     runtime.close()
