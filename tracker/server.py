@@ -117,6 +117,7 @@ def _spawn(make_app, settings: Settings, slot: int) -> int:
     code = 0
     try:  # the child: its own socket, app and connections; never returns into the parent's code
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler; serve_forever sets its own
         sock = reuseport_socket(settings.host, settings.port)
         serve_forever(create_server(make_app(), settings, sock=sock))
     except BaseException:
@@ -132,7 +133,8 @@ def _supervise(make_app, settings: Settings, children: dict[int, int]) -> None:
         slot = children.pop(pid, None)
         if slot is None:
             continue
-        log.error("web process %d (pid %d) exited with status %d; restarting it", slot, pid, status)
+        log.error("web process %d (pid %d) exited with code %d; restarting it", slot, pid,
+                  os.waitstatus_to_exitcode(status))
         time.sleep(RESTART_DELAY_S)
         children[_spawn(make_app, settings, slot)] = slot
 
@@ -143,12 +145,17 @@ def _stop_children(children: dict[int, int]) -> None:
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_S
     for pid in list(children):
-        while time.monotonic() < deadline:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
+        while time.monotonic() < deadline and not _reaped(pid):
             time.sleep(0.05)
-        else:
-            with contextlib.suppress(ProcessLookupError):
+        if not _reaped(pid):
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
+
+
+def _reaped(pid: int) -> bool:
+    """True once child `pid` has exited and been collected."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] != 0
+    except ChildProcessError:  # already collected
+        return True
