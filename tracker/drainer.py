@@ -72,8 +72,13 @@ class Drainer:
         self.settings = settings
         self.clock = clock
 
-    def drain(self, shard: Shard, keep_alive: Callable[[], None] | None = None) -> DrainReport:
-        """Drain `shard` for up to the time budget. Safe to call concurrently and repeatedly."""
+    def drain(self, shard: Shard, keep_alive: Callable[[], None] | None = None,
+              stopping: Callable[[], bool] | None = None) -> DrainReport:
+        """Drain `shard` for up to the time budget. Safe to call concurrently and repeatedly.
+
+        `keep_alive` is called between batches; when `stopping()` turns true (the worker is
+        shutting down) the drain ends after its current batch instead of using its budget.
+        """
         report = DrainReport(shard.key)
         lease = Lease(self.reader.client, shard.lease_key, self.settings.lease_ttl_ms)
         if not lease.acquire():
@@ -81,7 +86,7 @@ class Drainer:
             return report
         try:
             token, report.offset = self.ledger.claim(shard.key)
-            self._run(shard, lease, token, report, keep_alive or (lambda: None))
+            self._run(shard, lease, token, report, keep_alive or (lambda: None), stopping or (lambda: False))
         except (LeaseLost, FencedOut) as e:
             # Not a failure: a newer drainer owns the shard, and what we read is pending for it.
             log.info("drain of %s handed over: %s", shard.key, e)
@@ -90,7 +95,7 @@ class Drainer:
             lease.release()
         return report
 
-    def _run(self, shard: Shard, lease: Lease, token: int, report: DrainReport, keep_alive) -> None:
+    def _run(self, shard: Shard, lease: Lease, token: int, report: DrainReport, keep_alive, stopping) -> None:
         deadline = self.clock() + self.settings.drain_budget_ms / 1000
         cursor: bytes | str = PENDING_FROM_START
         while True:
@@ -103,7 +108,7 @@ class Drainer:
                     continue
                 cursor = batch.entries[-1].id
             remaining = deadline - self.clock()
-            if remaining <= 0 or (not batch.full and not self.settings.drain_poll_ms):
+            if remaining <= 0 or stopping() or (not batch.full and not self.settings.drain_poll_ms):
                 return
             keep_alive()
             if not batch.full:

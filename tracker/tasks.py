@@ -10,6 +10,7 @@ Actors (queue TRACKER_QUEUE_NAME, default "tracker"):
 from __future__ import annotations
 
 import logging
+import threading
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
@@ -27,6 +28,9 @@ settings = Settings.from_env()
 broker = build_broker(settings)
 dramatiq.set_broker(broker)
 runtime = Runtime(settings)
+
+#: Set when this worker process starts shutting down: running drains end after their batch.
+stopping = threading.Event()
 
 #: A drain may run this long past its budget (a slow commit) before Dramatiq interrupts it (ms).
 DRAIN_TIME_LIMIT_SLACK_MS = 120_000
@@ -49,7 +53,7 @@ def drain(kind: str, shard: int) -> None:
     target = runtime.layout.shard(kind_named(kind), shard)
     flags = drain_flags()
     try:
-        report = runtime.drainer.drain(target, keep_alive=lambda: flags.refresh(target))
+        report = runtime.drainer.drain(target, keep_alive=lambda: flags.refresh(target), stopping=stopping.is_set)
     except Exception:
         _hold_flag_for_retry(flags, target)
         raise
@@ -85,4 +89,12 @@ def make_scheduler() -> Scheduler:
     return Scheduler(runtime.redis, runtime.layout, drain_flags(), send_drain, settings.tick_interval_ms)
 
 
+class StopDrains(dramatiq.Middleware):
+    """Tell running drains to finish their batch and return when the worker shuts down."""
+
+    def before_worker_shutdown(self, broker, worker):
+        stopping.set()
+
+
+broker.add_middleware(StopDrains())
 broker.add_middleware(SchedulerMiddleware(make_scheduler, settings.tick_interval_ms))

@@ -276,3 +276,13 @@ def test_store_pipelines_many_events_and_dedupes_by_event_id(redis_client, layou
     assert 0 < redis_client.pttl("{clicks_stream}:seen:e-1") <= 60_000
     retry = producer.store([NewEvent(CLICK, 2, TS, "e-1")])[0]  # the same event, retried later
     assert (retry.entry_id, retry.new) == (results[1].entry_id, False)
+
+
+def test_a_stopping_worker_ends_its_drain_after_the_batch(make_drainer, produce, layout):
+    import time
+    shard = layout.shard(IMPRESSION, 0)
+    produce(IMPRESSION, [1, 2])
+    drainer = make_drainer(drain_budget_ms=30_000, drain_poll_ms=100)
+    started = time.monotonic()
+    report = drainer.drain(shard, stopping=lambda: True)
+    assert report.applied == 2 and time.monotonic() - started < 10  # not the 30 s budget
