@@ -50,6 +50,8 @@ def redis_errors():
         yield
     except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError) as e:
         raise StreamUnavailable(f"Redis unavailable: {e}") from e
+    except redis.exceptions.OutOfMemoryError as e:  # redis-py drops the "OOM" code from the message
+        raise StreamUnavailable(f"Redis refuses writes: out of memory: {e}") from e
     except redis.ResponseError as e:
         # A pipeline prefixes its errors: "Command # 1 (XADD ...) of pipeline caused error: OOM ..."
         message = str(e).rpartition(" of pipeline caused error: ")[2]
