@@ -129,33 +129,54 @@ def test_batches_pixels_and_clicks_are_counted_exactly_once(tmp_path, real_redis
         server.stop()
 
 
-def test_a_full_redis_refuses_a_batch_with_503(tmp_path, settings, sqlite_url):
+@pytest.fixture
+def private_redis(tmp_path):
+    """A redis-server of this test's own (it is filled up, or its scripts flushed)."""
+    port = free_port()
+    server = Process([redis_server_binary(), "--port", str(port), "--save", "", "--appendonly", "no",
+                      "--maxmemory-policy", "noeviction"], {}, tmp_path / "redis.log").start()
+    client = redis.Redis(port=port)
+    try:
+        wait_until(lambda: _pings(client), 10, message="redis-server")
+        yield client
+    finally:
+        client.close()
+        server.kill()
+
+
+def test_a_full_redis_refuses_a_batch_with_503(private_redis, settings, sqlite_url):
     """A real redis-server over its memory limit (noeviction): a 503, not a 500.
 
     redis-py reports it as OutOfMemoryError, without the "OOM" code in the message, and a
     pipeline prefixes the message with the command: both escaped redis_errors() before.
     """
-    port = free_port()
-    server = Process([redis_server_binary(), "--port", str(port), "--save", "", "--appendonly", "no",
-                      "--maxmemory-policy", "noeviction"], {}, tmp_path / "redis.log").start()
-    try:
-        client = redis.Redis(port=port)
-        wait_until(lambda: _pings(client), 10, message="redis-server")
-        app = make_app(settings, client, sqlite_url)
-        assert post(app, [{"type": "click", "ad_id": 1}]).status == 200
-        for n in range(40):
-            client.set(f"filler:{n}", "x" * 100_000)
-        client.config_set("maxmemory", "1mb")  # now well over its limit, and nothing may be evicted
-        with pytest.raises(redis.exceptions.OutOfMemoryError):
-            client.set("one-more", "x")
-        response = post(app, [{"type": "click", "ad_id": 1}, {"type": "impression", "ad_id": 2,
-                                                               "event_id": "abcdefghijklmnop"}])
-        assert response.status == 503 and response.header("Retry-After")
-        assert response.json()["error"] == "Event store unavailable, retry later"
-        assert call(app, "GET", "/v1/clicks?ad_id=1").status == 503  # the single-event route too
-        assert call(app, "GET", "/i.gif?ad_id=1").status == 503
-    finally:
-        server.kill()
+    client = private_redis
+    app = make_app(settings, client, sqlite_url)
+    assert post(app, [{"type": "click", "ad_id": 1}]).status == 200
+    for n in range(40):
+        client.set(f"filler:{n}", "x" * 100_000)
+    client.config_set("maxmemory", "1mb")  # now well over its limit, and nothing may be evicted
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        client.set("one-more", "x")
+    response = post(app, [{"type": "click", "ad_id": 1}, {"type": "impression", "ad_id": 2,
+                                                           "event_id": "abcdefghijklmnop"}])
+    assert response.status == 503 and response.header("Retry-After")
+    assert response.json()["error"] == "Event store unavailable, retry later"
+    assert call(app, "GET", "/v1/clicks?ad_id=1").status == 503  # the single-event route too
+    assert call(app, "GET", "/i.gif?ad_id=1").status == 503
+
+
+def test_after_redis_forgets_its_scripts_each_event_is_stored_once(private_redis, settings, sqlite_url):
+    client = private_redis
+    app = make_app(settings, client, sqlite_url)
+    ids = [f"retry-after-flush-{n:04d}" for n in range(6)]
+    first = post(app, [{"type": "impression", "ad_id": 1, "event_id": i} for i in ids[:3]]).json()
+    client.script_flush()
+    again = post(app, [{"type": "impression", "ad_id": 1, "event_id": i} for i in ids]
+                 + [{"type": "click", "ad_id": 2}]).json()
+    assert [e["status"] for e in again["events"]] == ["duplicate"] * 3 + ["stored"] * 4
+    assert [e["stream_id"] for e in again["events"][:3]] == [e["stream_id"] for e in first["events"]]
+    assert client.xlen("impressions_stream") == 6 and client.xlen("clicks_stream") == 1
 
 
 def _pings(client: redis.Redis) -> bool:
