@@ -1,6 +1,5 @@
 """Intake and Producer.store: one Redis round trip per request, and scripts Redis forgot."""
 
-import json
 
 import pytest
 import redis
