@@ -129,6 +129,25 @@ def test_batches_pixels_and_clicks_are_counted_exactly_once(tmp_path, real_redis
         server.stop()
 
 
+def test_rate_limits_follow_the_forwarded_client_behind_a_trusted_proxy(tmp_path, real_redis_url, mysql_url):
+    """Through waitress: X-Forwarded-For reaches the app from a trusted proxy (127.0.0.1 here)."""
+    env = tracker_env(real_redis_url, mysql_url, rate_limit=2, ip_hash_key="integration-ip-hash-key-0123",
+                      trusted_proxies="127.0.0.1")
+    port = free_port()
+    server = web(env, tmp_path / "web.log", port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def from_client(ip):
+            return fetch(f"{base}/v1/impressions?ad_id=1", headers={"X-Forwarded-For": ip})
+        statuses = [from_client("198.51.100.1")[0] for _ in range(4)]
+        assert statuses == [200, 200, 200, 429]  # the request crossing the limit was stored: answered
+        status, headers, body = from_client("198.51.100.1")
+        assert status == 429 and int(headers["Retry-After"]) >= 1 and json.loads(body)["error"]
+        assert from_client("203.0.113.5")[0] == 200  # another visitor behind the same proxy
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def private_redis(tmp_path):
     """A redis-server of this test's own (it is filled up, or its scripts flushed)."""
