@@ -13,6 +13,7 @@ from .ingest import Ingest
 from .pages import Pages
 from .responses import JSON_HEADERS, dumps
 from .stats import StatsApi
+from .stats_page import StatsPage
 
 log = logging.getLogger(__name__)
 
@@ -43,5 +44,6 @@ def create_app(runtime: Runtime) -> Bottle:
     app.default_error_handler = json_error_handler
     Ingest(runtime.producer, settings.max_body_bytes, settings.retry_after_s).register(app)
     StatsApi(Reports(runtime.database), settings.tz, settings.timezone).register(app)
+    StatsPage(StatsApi(Reports(runtime.database), settings.tz, settings.timezone)).register(app)
     Pages(settings.tz).register(app)
     return app
