@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import redis
 from redis import Redis
 
+from .config import DEFAULT_DEDUPE_WINDOW_MS
 from .errors import LeaseLost, StreamUnavailable
 from .events import KINDS, Kind, encode_fields
 
@@ -50,7 +51,9 @@ def redis_errors():
     except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError) as e:
         raise StreamUnavailable(f"Redis unavailable: {e}") from e
     except redis.ResponseError as e:
-        if str(e).startswith(("OOM", "MISCONF", "READONLY", "LOADING", "MASTERDOWN")):
+        # A pipeline prefixes its errors: "Command # 1 (XADD ...) of pipeline caused error: OOM ..."
+        message = str(e).rpartition(" of pipeline caused error: ")[2]
+        if message.startswith(("OOM", "MISCONF", "READONLY", "LOADING", "MASTERDOWN")):
             raise StreamUnavailable(f"Redis refuses writes: {e}") from e
         raise
 
@@ -160,8 +163,6 @@ redis.call('SET', KEYS[2], id, 'PX', ARGV[3])
 return {1, id}
 """
 
-#: How long an event id is remembered for dedupe (ms): a day of client retries.
-DEFAULT_DEDUPE_WINDOW_MS = 24 * 3600 * 1000
 
 
 class Producer:
@@ -194,9 +195,18 @@ class Producer:
             return []
         with redis_errors():
             pipe = self.client.pipeline(transaction=False)
-            for event in events:
-                self._queue(pipe, event)
+            self.queue(pipe, events)
             replies = pipe.execute()
+        return self.results(replies)
+
+    def queue(self, pipe, events: list[NewEvent]) -> None:
+        """Queue the commands storing `events` on `pipe`, one reply each (see `results`)."""
+        for event in events:
+            self._queue(pipe, event)
+
+    @staticmethod
+    def results(replies: list) -> list[Stored]:
+        """What `queue`'s commands answered, as Stored values in the same order."""
         return [_stored(reply) for reply in replies]
 
     def _queue(self, pipe, event: NewEvent) -> None:
