@@ -181,7 +181,7 @@ def test_a_failed_batch_is_sent_again_with_the_same_event_ids(page, endpoint):
 
 def test_refused_items_are_dropped_and_the_rest_sent_again(page, endpoint):
     # All-or-nothing validation: the server names the bad items; nothing of the batch was stored.
-    endpoint.answers = [(400, {"error": "Invalid events", "errors": [{"index": 1, "error": "bad"}]})]
+    endpoint.answers = [(400, {"error": "Invalid events", "items": [{"index": 1, "field": "ad_id", "error": "bad"}]})]
     endpoint.open('<div class="ad" data-ad-id="41" style="height:100px"></div>'
                   '<div class="ad" data-ad-id="42" style="height:100px"></div>')
     wait_for(page, lambda: len(endpoint.requests) == 2, message="the resend")
@@ -189,6 +189,16 @@ def test_refused_items_are_dropped_and_the_rest_sent_again(page, endpoint):
     assert len(first["events"]) == 2 and second["events"] == [first["events"][0]]
     wait_for(page, lambda: any("refused 1 event(s) with 400" in p for p in page.console_log.problems()),
              message="the warning")
+
+
+def test_a_batch_too_large_for_the_server_is_split(page, endpoint):
+    endpoint.answers = [(400, {"error": "Too many events", "detail": "at most 2 events per request, got 3"})]
+    endpoint.open("".join(f'<div class="ad" data-ad-id="{i}" style="height:100px"></div>' for i in (43, 44, 45)))
+    wait_for(page, lambda: len(endpoint.events()) == 6, message="the batch sent again in halves")
+    first, *halves = endpoint.requests  # the halves travel concurrently, in either order
+    assert len(first["events"]) == 3 and sorted(len(r["events"]) for r in halves) == [1, 2]
+    resent = sorted((e for r in halves for e in r["events"]), key=lambda e: e["event_id"])
+    assert resent == sorted(first["events"], key=lambda e: e["event_id"])  # the same events, same ids
 
 
 def test_clicks_are_sent_at_once_but_signed_redirect_links_are_left_to_the_server(page, endpoint):

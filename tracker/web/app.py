@@ -45,5 +45,5 @@ def create_app(runtime: Runtime) -> Bottle:
     register_tracking(app, runtime)  # ingest, batch, pixel, click redirect, links, filtered counts
     StatsApi(Reports(runtime.database), settings.tz, settings.timezone).register(app)
     StatsPage(StatsApi(Reports(runtime.database), settings.tz, settings.timezone)).register(app)
-    Pages(settings.tz).register(app)
+    Pages(settings.click_secret, settings.public_url).register(app)
     return app

@@ -135,18 +135,21 @@
       emit("sent", { events: batch.length, transport: "fetch", status: status });
     } else if (status === 408 || status === 429 || status >= 500) {
       retry(batch, parseFloat(response.headers.get("Retry-After")) * 1000 || 0);
-    } else if (status === 413 && config.maxBatch > 1) {
-      config.maxBatch = Math.ceil(config.maxBatch / 2); // the server takes fewer events per batch
-      requeue(batch, 0);
     } else {
       return response.json().then(function (answer) { refused(batch, status, answer); },
                                   function () { refused(batch, status, null); });
     }
   }
 
-  // A 4xx other than 408/413/429: sending the same events again cannot succeed. If the server
-  // names the items it refused, send the others again; otherwise give the batch up.
+  // A 4xx other than 408/429: the server stored nothing. A batch too large for it is split; if
+  // it names the items it refused, the others are sent again; otherwise the batch is given up.
   function refused(batch, status, answer) {
+    var tooMany = status === 413 || (answer && answer.error === "Too many events");
+    if (tooMany && batch.length > 1) {
+      config.maxBatch = Math.ceil(batch.length / 2);
+      requeue(batch, 0);
+      return;
+    }
     var bad = itemErrors(answer);
     var good = bad ? batch.filter(function (item, i) { return !bad[i]; }) : [];
     warn("the server refused " + (batch.length - good.length) + " event(s) with " + status, answer);
@@ -154,7 +157,7 @@
   }
 
   function itemErrors(answer) {
-    var items = answer && (answer.errors || answer.items);
+    var items = answer && answer.items; // [{index, field, error}] of POST /v1/events
     if (!Array.isArray(items)) return null;
     var bad = {};
     items.forEach(function (item) { if (item && typeof item.index === "number") bad[item.index] = true; });
