@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from .filtered import FilteredCounts
 from .ratelimit import RateLimiter
-from .streams import NewEvent, Producer, Stored, redis_errors
+from .streams import NewEvent, Producer, Stored, execute, redis_errors
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class Intake:
                 self.producer.queue(pipe, events)
             else:
                 self.counts.queue(pipe, self.today(), filtered_tally(events, visitor.filtered))
-            replies = pipe.execute()
+            replies = execute(self.producer.client, pipe)
         if limiting:
             self.limiter.settle(visitor.client_ip, replies.pop(0))
         if visitor.filtered is not None:

@@ -29,6 +29,7 @@ import time
 from redis import Redis
 
 from .errors import RateLimited
+from .streams import queue_script
 
 # Count `ARGV[1]` events; the first increment of a window starts its expiry. Returns the count
 # and the milliseconds left in the window.
@@ -77,7 +78,7 @@ class RateLimiter:
 
     def queue(self, pipe, ip: str, events: int) -> None:
         """Queue the count of this request's events on `pipe` (its reply goes to `settle`)."""
-        self._hit(keys=[self.key(ip)], args=[max(1, events), self.window_ms], client=pipe)
+        queue_script(pipe, self._hit, [self.key(ip)], [max(1, events), self.window_ms])
 
     def settle(self, ip: str, reply) -> None:
         """Remember the client until its window ends if the count, this request included, is over the limit."""

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 
-from bottle import Bottle, request
+from bottle import Bottle
 
 from ..errors import InvalidEvent, RateLimited, StreamUnavailable
 from ..events import INVALID_AD_ID, KINDS, parse_ad_id, parse_client_ts, parse_event_id

@@ -22,7 +22,7 @@ from ..errors import InvalidEvent, RateLimited, StreamUnavailable
 from ..events import CLICK, IMPRESSION, INVALID_AD_ID, MAX_AD_ID, Kind, parse_ad_id, parse_event_id
 from ..intake import Intake
 from ..streams import NewEvent
-from .refusals import too_many_requests
+from .refusals import too_many_requests, unavailable
 from .responses import NO_STORE, ApiError, json_response, preflight_response
 
 log = logging.getLogger(__name__)
@@ -156,8 +156,7 @@ class Ingest:
             raise too_many_requests(e) from None
         except StreamUnavailable as e:
             log.warning("refused a %s: %s", kind.name, e)
-            raise ApiError(503, "Event store unavailable, retry later", None,
-                           {"Retry-After": str(self.retry_after_s)}) from None
+            raise unavailable(self.retry_after_s) from None
         return json_response(success(ad_id, ts, outcome), 200, NO_STORE)
 
 
