@@ -97,15 +97,21 @@ def endpoint(page):
     endpoint.close()
 
 
+def impressions_once_settled(page, endpoint, message: str, settle_ms: int = 1500) -> list[int]:
+    """The ads counted, once the first impression arrived and `settle_ms` passed without more."""
+    wait_for(page, lambda: endpoint.events(), message=message)
+    page.wait_for_timeout(settle_ms)
+    return endpoint.ads("impression")
+
+
 def scroll_to(page, selector: str) -> None:
     page.eval_on_selector(selector, "el => el.scrollIntoView({block: 'center'})")
 
 
 def test_an_ad_in_view_for_a_second_is_counted_once(page, endpoint):
     endpoint.open('<div class="ad" data-ad-id="1"></div><div class="gap"></div>')
-    wait_for(page, lambda: endpoint.events(), message="the impression")
-    page.wait_for_timeout(2500)  # still in view: no second impression on this page view
-    assert endpoint.ads("impression") == [1]
+    # 2.5 s more in view: still one impression on this page view
+    assert impressions_once_settled(page, endpoint, "the impression", settle_ms=2500) == [1]
     event = endpoint.events()[0]
     assert set(event) == {"type", "ad_id", "event_id"}
     assert len(event["event_id"]) == 36 and event["event_id"][14] == "4"  # crypto.randomUUID's version 4
@@ -119,9 +125,7 @@ def test_an_ad_scrolled_past_in_less_than_a_second_is_not_counted(page, endpoint
     scroll_to(page, "#fast")
     page.wait_for_timeout(250)
     scroll_to(page, "#slow")
-    wait_for(page, lambda: endpoint.events(), message="the impression of the ad that stayed")
-    page.wait_for_timeout(1500)
-    assert endpoint.ads("impression") == [3]
+    assert impressions_once_settled(page, endpoint, "the impression of the ad that stayed") == [3]
 
 
 def test_less_than_half_in_view_is_not_viewable(page, endpoint):
@@ -129,9 +133,7 @@ def test_less_than_half_in_view_is_not_viewable(page, endpoint):
     endpoint.open('<div style="height:640px"></div><div class="ad" data-ad-id="4" style="display:inline-block"></div>'
                   '<div class="ad" data-ad-id="5" style="display:inline-block;position:relative;top:-40px"></div>'
                   '<div class="gap"></div>')
-    wait_for(page, lambda: endpoint.events(), message="the impression of the ad 60 % in view")
-    page.wait_for_timeout(1500)
-    assert endpoint.ads("impression") == [5]
+    assert impressions_once_settled(page, endpoint, "the impression of the ad 60 % in view") == [5]
 
 
 def test_no_impression_while_the_tab_is_hidden(page, endpoint):
@@ -219,9 +221,7 @@ def test_ads_added_later_are_measured_and_removed_ones_forgotten(page, endpoint)
         '<div class="ad" data-ad-id="61"></div><div class="ad" id="gone" data-ad-id="62"></div>'""")
     page.wait_for_timeout(300)
     page.evaluate("document.getElementById('gone').remove()")
-    wait_for(page, lambda: endpoint.events(), message="the impression of the inserted ad")
-    page.wait_for_timeout(1500)
-    assert endpoint.ads("impression") == [61]
+    assert impressions_once_settled(page, endpoint, "the impression of the inserted ad") == [61]
 
 
 def test_an_ad_id_given_later_is_measured(page, endpoint):
@@ -250,9 +250,7 @@ def test_invalid_ids_and_invisible_ads_are_not_counted(page, endpoint):
                   '<div class="ad" data-ad-id="81" style="height:80px;opacity:0"></div>'
                   '<div class="ad" data-ad-id="82" style="height:80px;visibility:hidden"></div>'
                   '<div class="ad" data-ad-id="83" style="height:0"></div>')
-    wait_for(page, lambda: endpoint.events(), message="the impression of the only viewable ad")
-    page.wait_for_timeout(2500)
-    assert endpoint.ads("impression") == [84]
+    assert impressions_once_settled(page, endpoint, "the impression of the only viewable ad", settle_ms=2500) == [84]
 
 
 def test_script_options(page, endpoint):
@@ -262,9 +260,7 @@ def test_script_options(page, endpoint):
     config = page.evaluate("adTracker.config")
     assert config == {"endpoint": f"{endpoint.origin}/v1/events", "threshold": 1, "dwellMs": 200, "flushMs": 1000,
                       "maxBatch": 50, "transport": "auto", "selector": ".promo"}
-    wait_for(page, lambda: endpoint.events(), message="the impression")
-    page.wait_for_timeout(1000)
-    assert endpoint.ads("impression") == [92]
+    assert impressions_once_settled(page, endpoint, "the impression", settle_ms=1000) == [92]
 
 
 def test_leaving_the_page_sends_the_queue_as_a_beacon(page, endpoint):
