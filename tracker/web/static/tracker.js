@@ -124,8 +124,8 @@
   function post(batch) {
     fetch(config.endpoint, { method: "POST", body: body(batch), keepalive: true, credentials: "omit",
                              headers: { "Content-Type": "text/plain" } })
-      .then(function (response) { return answered(batch, response); })
-      .catch(function () { retry(batch, 0); });
+      .then(function (response) { return answered(batch, response); },
+            function () { retry(batch, 0); }); // no answer: the batch may or may not be stored
   }
 
   function answered(batch, response) {
