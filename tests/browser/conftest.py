@@ -13,8 +13,6 @@ import pytest
 
 from tests.conftest import service_missing
 
-pytestmark = pytest.mark.browser
-
 CHROMIUM = os.environ.get("TRACKER_CHROMIUM", "/usr/bin/chromium")
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 VIEWPORT = {"width": 1280, "height": 720}
