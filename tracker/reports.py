@@ -6,6 +6,7 @@ Shared by `GET /v1/stats`, the stats page and `tracker stats`.
 from __future__ import annotations
 
 import datetime
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -19,6 +20,22 @@ MAX_RANGE_DAYS = 366
 #: Most ads one report lists; the totals always cover every ad.
 MAX_ADS = 1_000
 DEFAULT_ADS = 100
+#: The named ranges offered by the stats page; `range=` also takes any `<N>d` up to MAX_RANGE_DAYS.
+RANGES = ("today", "7d", "30d", "90d")
+_DAYS_RANGE = re.compile(r"([1-9][0-9]{0,2})d")
+
+
+def range_dates(name: str, today: datetime.date) -> tuple[datetime.date, datetime.date]:
+    """The first and last day of a named range: `today`, `yesterday`, or `<N>d` (the N days ending today)."""
+    if name == "today":
+        return today, today
+    if name == "yesterday":
+        day = today - datetime.timedelta(days=1)
+        return day, day
+    match = _DAYS_RANGE.fullmatch(name)
+    if not match or int(match[1]) > MAX_RANGE_DAYS:
+        raise ValueError(f"range is today, yesterday or 1d..{MAX_RANGE_DAYS}d (the N days ending today)")
+    return today - datetime.timedelta(days=int(match[1]) - 1), today
 
 
 def ctr(impressions: int, clicks: int) -> float | None:

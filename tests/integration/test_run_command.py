@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import signal
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -73,3 +76,28 @@ def test_run_keeps_events_and_counts_across_restarts(tmp_path):
         wait_until(lambda: impressions_of(port, 5) == 4, 10, 0.05, "the fourth impression")
     finally:
         process.stop()
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def test_run_signs_the_demo_click_link_with_a_secret_of_its_data_directory(tmp_path):
+    port = free_port()
+    process = start_run(tmp_path, port)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as page:
+            link = html.unescape(re.search(rb'id="ad-5" href="([^"]*)"', page.read())[1].decode())
+        assert link.startswith(f"http://127.0.0.1:{port}/c?ad_id=5&")
+        opener = urllib.request.build_opener(NoRedirect)
+        with pytest.raises(urllib.error.HTTPError) as redirect:
+            opener.open(link, timeout=5)
+        assert redirect.value.code == 302
+        assert redirect.value.headers["Location"] == f"http://127.0.0.1:{port}/?via=click#ad-5"
+        wait_until(lambda: get_json(f"http://127.0.0.1:{port}/v1/stats?ad_id=5")["totals"]["clicks"] == 1, 10,
+                   0.05, "the click of the redirect")
+    finally:
+        process.stop()
+    secret = tmp_path / "data" / "click-secret"
+    assert secret.exists() and oct(secret.stat().st_mode & 0o777) == "0o600"

@@ -8,6 +8,7 @@ import os
 
 from ..config import Settings
 from ..embedded import EmbeddedRedis
+from ..local_secret import local_click_secret
 from ..models import create_tables
 from ..runtime import Runtime
 from ..server import create_server, serve_forever, serve_processes
@@ -67,6 +68,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Web server, Dramatiq worker and tick in this process; Ctrl-C stops all of them."""
     settings = _web_settings(args, settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not settings.click_secret:  # the demo's signed link works out of the box (see local_secret.py)
+        settings = settings.replace(click_secret=local_click_secret(settings.data_dir))
     embedded = None
     if not settings.redis_url:
         embedded = EmbeddedRedis(settings.data_dir / "redis")

@@ -12,6 +12,7 @@ from ..runtime import Runtime
 from .pages import Pages
 from .responses import JSON_HEADERS, dumps
 from .stats import StatsApi
+from .stats_page import StatsPage
 from .tracking import register_tracking
 
 log = logging.getLogger(__name__)
@@ -43,5 +44,6 @@ def create_app(runtime: Runtime) -> Bottle:
     app.default_error_handler = json_error_handler
     register_tracking(app, runtime)  # ingest, batch, pixel, click redirect, links, filtered counts
     StatsApi(Reports(runtime.database), settings.tz, settings.timezone).register(app)
-    Pages(settings.tz).register(app)
+    StatsPage(StatsApi(Reports(runtime.database), settings.tz, settings.timezone)).register(app)
+    Pages(settings.click_secret, settings.public_url).register(app)
     return app

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-import datetime
+import html
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from bottle import Bottle, HTTPResponse, static_file
+
+from ..signing import ClickSigner
+from .links import base_url
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 VIEWS = HERE / "views"
 #: Browsers may reuse tracker.js this long (s) before asking again.
 SCRIPT_MAX_AGE_S = 300
+#: The demo's ad whose link goes through the signed click redirect /c.
+DEMO_SIGNED_AD = 5
 
 
 class Pages:
-    def __init__(self, tz: ZoneInfo):
-        self.tz = tz
+    def __init__(self, click_secret: str = "", public_url: str = ""):
+        self.signer = ClickSigner(click_secret) if click_secret else None
+        self.public_url = public_url
         self.demo_html = (VIEWS / "demo.html").read_text()
 
     def register(self, app: Bottle) -> None:
@@ -26,9 +31,18 @@ class Pages:
         app.route("/static/<path:path>", "GET", self.static)
 
     def demo(self):
-        today = datetime.datetime.now(self.tz).date().isoformat()
-        html = self.demo_html.replace("<body>", f'<body data-today="{today}">', 1)
-        return HTTPResponse(html, 200, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
+        url, note = self.demo_click_link()
+        page = self.demo_html.replace("{{CLICK_URL}}", html.escape(url)).replace("{{CLICK_NOTE}}", html.escape(note))
+        return HTTPResponse(page, 200, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
+
+    def demo_click_link(self) -> tuple[str, str]:
+        """The signed /c link of the demo's ad 5, back to this page; without a secret, a plain link."""
+        if self.signer is None:
+            return (f"#ad-{DEMO_SIGNED_AD}",
+                    "signing is off here (no TRACKER_CLICK_SECRET), so tracker.js counts this click")
+        base = base_url(self.public_url)
+        return (self.signer.link(base, DEMO_SIGNED_AD, f"{base}/?via=click#ad-{DEMO_SIGNED_AD}"),
+                "the tracker's redirect /c counts the click, then sends you back here")
 
     def tracker_js(self):
         response = static_file("tracker.js", root=str(STATIC), mimetype="application/javascript; charset=utf-8")
