@@ -54,6 +54,10 @@ DEFAULT_WEB_PROCESSES = 1
 DEFAULT_DATA_DIR = "var"
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_BROKER_NAMESPACE = "dramatiq"
+#: Largest distance between an event's `ts` and the time of its stream entry ID (ms): ingest
+#: refuses a client-supplied `ts` further from the server clock, and replay scans this far
+#: around a range of days (plus a second for rounding `ts` down to whole seconds).
+DEFAULT_MAX_CLOCK_SKEW_MS = 3_600_000
 DEFAULT_QUEUE = "tracker"
 
 
@@ -87,6 +91,7 @@ class Settings:
     timezone: str = DEFAULT_TIMEZONE
     broker_namespace: str = DEFAULT_BROKER_NAMESPACE
     queue_name: str = DEFAULT_QUEUE
+    max_clock_skew_ms: int = DEFAULT_MAX_CLOCK_SKEW_MS
     log_level: str = "INFO"
 
     def __post_init__(self):
@@ -137,6 +142,8 @@ class Settings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"TRACKER_{name.upper()} must be at least 1, got {getattr(self, name)}")
+        if self.max_clock_skew_ms < 0:
+            raise ConfigurationError("TRACKER_MAX_CLOCK_SKEW_MS cannot be negative")
         if self.drain_budget_ms < 0 or self.drain_poll_ms < 0:
             raise ConfigurationError("TRACKER_DRAIN_BUDGET_MS and TRACKER_DRAIN_POLL_MS cannot be negative")
         if self.lease_ttl_ms <= self.drain_poll_ms:

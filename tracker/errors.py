@@ -47,3 +47,7 @@ class DatabaseUnavailable(StorageError):
 
 class FencedOut(StorageError):
     """A newer drainer has taken the shard: this one's commit was refused."""
+
+
+class ReplayRefused(TrackerError):
+    """A replay cannot be exact (the streams no longer hold the whole range): nothing was changed."""
