@@ -22,6 +22,9 @@ MAX_TS = 2**32 - 1
 INVALID_AD_ID = "Invalid or missing ad_id parameter"
 
 _DIGITS = re.compile(rb"[0-9]{1,10}")
+#: A client's idempotency key for one event: 1 to 64 letters, digits, '-', '_', '.' or ':' (a UUID fits).
+_EVENT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+INVALID_EVENT_ID = "Invalid event_id parameter"
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,13 @@ def parse_ts(raw) -> int:
         raw = int(raw)
     if not isinstance(raw, int) or not MIN_TS <= raw <= MAX_TS:
         raise InvalidEvent("ts must be a Unix time in seconds", field="ts")
+    return raw
+
+
+def parse_event_id(raw) -> str:
+    """Return `raw` as an event id, or raise InvalidEvent. It becomes part of a Redis key."""
+    if not isinstance(raw, str) or not _EVENT_ID.fullmatch(raw):
+        raise InvalidEvent(INVALID_EVENT_ID, field="event_id")
     return raw
 
 

@@ -161,5 +161,7 @@ def get_request(kind, ad_id: int, seq: int):
     return "GET", f"{path}?ad_id={ad_id}", None, {}
 
 
-def json_request(kind, ad_id: int, seq: int):
-    return "POST", f"/v1/{kind.plural}", json.dumps({"ad_id": ad_id}).encode(), {"Content-Type": "application/json"}
+def idempotent_request(kind, ad_id: int, seq: int):
+    """A JSON POST carrying an event id, the same on every retry: a retry is never stored twice."""
+    return ("POST", f"/v1/{kind.plural}?event_id=load-{seq}", json.dumps({"ad_id": ad_id}).encode(),
+            {"Content-Type": "application/json"})

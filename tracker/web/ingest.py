@@ -18,8 +18,8 @@ import urllib.parse
 from bottle import Bottle, request
 
 from ..errors import InvalidEvent, StreamUnavailable
-from ..events import CLICK, IMPRESSION, INVALID_AD_ID, MAX_AD_ID, Kind, parse_ad_id
-from ..streams import Producer
+from ..events import CLICK, IMPRESSION, INVALID_AD_ID, INVALID_EVENT_ID, MAX_AD_ID, Kind, parse_ad_id, parse_event_id
+from ..streams import NewEvent, Producer
 from .responses import NO_STORE, ApiError, json_response, preflight_response
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,19 @@ def request_ad_id(max_body_bytes: int) -> int:
         raise ApiError(400, INVALID_AD_ID, AD_ID_DETAIL) from None
 
 
+def request_event_id() -> str | None:
+    """The optional `event_id` of the query string: a retry carrying it is stored only once."""
+    values = request.query.getall("event_id")
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ApiError(400, INVALID_EVENT_ID, "event_id was given more than once")
+    try:
+        return parse_event_id(values[0])
+    except InvalidEvent:
+        raise ApiError(400, INVALID_EVENT_ID, "event_id must be 1 to 64 letters, digits or -_.:") from None
+
+
 def read_limit_checked(max_bytes: int) -> None:
     if request.content_length > max_bytes or request.content_length < 0:
         raise ApiError(413, "Request body too large", f"at most {max_bytes} bytes, with a Content-Length")
@@ -122,11 +135,22 @@ class Ingest:
         if request.method == "HEAD":  # a HEAD is no event (link checkers, prefetchers)
             raise ApiError(405, "Method not allowed", "use GET or POST", {"Allow": "GET, POST, OPTIONS"})
         ad_id = request_ad_id(self.max_body_bytes)
+        event_id = request_event_id()
         ts = int(time.time())
         try:
-            stream_id = self.producer.add(kind, ad_id, ts)
+            stream_id = self.store(kind, ad_id, ts, event_id)
         except StreamUnavailable as e:
             log.warning("refused a %s: %s", kind.name, e)
             raise ApiError(503, "Event store unavailable, retry later", None,
                            {"Retry-After": str(self.retry_after_s)}) from None
         return json_response({"status": "success", "ad_id": ad_id, "stream_id": stream_id, "ts": ts}, 200, NO_STORE)
+
+    def store(self, kind: Kind, ad_id: int, ts: int, event_id: str | None) -> str:
+        """XADD the event; with an event id, once: a retry gets the entry ID of the first store.
+
+        A 503 does not prove the event was not stored (Redis may run the XADD after the client
+        gave up waiting), so only a retry with the same event id is safe from counting twice.
+        """
+        if event_id is None:
+            return self.producer.add(kind, ad_id, ts)
+        return self.producer.store([NewEvent(kind, ad_id, ts, event_id)])[0].entry_id
