@@ -12,7 +12,7 @@ it twice gives the same totals. Drains keep running meanwhile, and it stays exac
   no offset moves between the last read and the write.
 - So that the drains wait only briefly, most of the scan runs before that lock, up to the
   offsets of that moment; under the lock, only what was committed since is read.
-- An event is dated by its `ts`, which lies within `max_clock_skew_ms` of its entry ID's time
+- An event is dated by its `ts`, which lies within `clock_skew_ms` of its entry ID's time
   (ingest refuses a client `ts` further off). Entries are scanned from the first day's midnight
   minus the skew to the midnight after the last day plus the skew, and kept when their `ts`
   falls on one of the days, in the reporting timezone.
@@ -271,7 +271,7 @@ class Replayer:
         self.db = db
         self.layout = layout
         self.tz = settings.tz
-        self.skew_ms = settings.max_clock_skew_ms
+        self.skew_ms = settings.clock_skew_ms
 
     def replay(self, kind: Kind, start: datetime.date, end: datetime.date, dry_run: bool = False,
                progress: Progress = _no_progress) -> ReplayResult:

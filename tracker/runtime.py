@@ -78,7 +78,7 @@ class Runtime:
 
     @functools.cached_property
     def producer(self) -> Producer:
-        return Producer(self.ingest_redis, self.layout)
+        return Producer(self.ingest_redis, self.layout, self.settings.dedupe_window_ms)
 
     def close(self) -> None:
         """Close whatever was opened."""

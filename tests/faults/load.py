@@ -163,5 +163,5 @@ def get_request(kind, ad_id: int, seq: int):
 
 def idempotent_request(kind, ad_id: int, seq: int):
     """A JSON POST carrying an event id, the same on every retry: a retry is never stored twice."""
-    return ("POST", f"/v1/{kind.plural}?event_id=load-{seq}", json.dumps({"ad_id": ad_id}).encode(),
+    return ("POST", f"/v1/{kind.plural}?event_id=fault-c-event-{seq:08d}", json.dumps({"ad_id": ad_id}).encode(),
             {"Content-Type": "application/json"})

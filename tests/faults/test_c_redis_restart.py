@@ -64,12 +64,13 @@ def test_a_503_may_have_stored_the_event_and_a_retry_with_its_event_id_is_stored
     client = redis.Redis.from_url(private_redis.url)
     http = HttpClient(port)
     try:
-        warm, _, _ = http.request("GET", "/track_click.php?ad_id=8&event_id=warm-up")  # connection and script ready
+        # a first click readies the pooled connection and the dedupe script
+        warm, _, _ = http.request("GET", "/track_click.php?ad_id=8&event_id=warm-up-0000000001")
         proxy.arm(b"\r\nXADD\r\n", b"\r\nEVALSHA\r\n")
-        refused, _, _ = http.request("GET", "/track_click.php?ad_id=8&event_id=retry-me")
+        refused, _, _ = http.request("GET", "/track_click.php?ad_id=8&event_id=retry-me-0000000001")
         # The refused click is stored all the same
         wait_until(lambda: client.xlen("clicks_stream") == 2, 10, 0.05, "the unanswered XADD to be stored")
-        retried, _, body = http.request("GET", "/track_click.php?ad_id=8&event_id=retry-me")
+        retried, _, body = http.request("GET", "/track_click.php?ad_id=8&event_id=retry-me-0000000001")
         stored = client.xrange("clicks_stream")
     finally:
         http.close()
