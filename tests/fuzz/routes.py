@@ -1,0 +1,38 @@
+"""Every ingest route, in one place: the fuzz tests throw bad input at each route listed here.
+
+A new route is one line. `answer` says what a route answers on its own methods:
+    "json"      JSON with the CORS headers, success or error (an OPTIONS preflight: empty body)
+    "gif"       the 1x1 GIF whatever the status, the reason of a 4xx in X-Tracker-Error
+    "redirect"  302 to the signed URL on success, else a JSON error with CORS headers
+Any other method gets Bottle's 405, as JSON with CORS headers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tracker.events import CLICK, IMPRESSION, Kind
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str
+    kind: Kind | None  # the stream a success writes to; None: the request names it (the batch)
+    methods: tuple[str, ...] = ("GET", "POST", "OPTIONS")
+    answer: str = "json"
+    batch: bool = False  # a JSON array of events, not one event
+
+    @property
+    def success(self) -> int:
+        return 302 if self.answer == "redirect" else 200
+
+
+INGEST_ROUTES = (
+    Route("/track_impression.php", IMPRESSION),
+    Route("/track_click.php", CLICK),
+    Route("/v1/impressions", IMPRESSION),
+    Route("/v1/clicks", CLICK),
+    Route("/v1/events", None, methods=("POST", "OPTIONS"), batch=True),
+    Route("/i.gif", IMPRESSION, methods=("GET",), answer="gif"),
+    Route("/c", CLICK, methods=("GET",), answer="redirect"),
+)
