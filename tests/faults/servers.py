@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pymysql
@@ -139,8 +138,3 @@ class PrivateMariaDB(PrivateServer):
         finally:
             connection.close()
 
-
-def wait_down(server: PrivateServer, seconds: float) -> None:
-    """Keep `server` down for `seconds` (it was stopped or killed by the caller)."""
-    assert not server.alive
-    time.sleep(seconds)

@@ -23,6 +23,8 @@ CLICK_SECRET = "fuzz-click-secret-0123456789abcdef"
 SIGNER = ClickSigner(CLICK_SECRET)
 OTHER_METHODS = ("HEAD", "PUT", "DELETE", "PATCH")
 KEYS = ("ad_id", "event_id", "format", "url", "sig", "ts", "type")
+#: Values some parameters take on purpose (format=gif turns the old impression URL into the pixel).
+VALUES = ("gif", "json", "impression", "click")
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,8 @@ def _pair(key: str, value: str) -> str:
     return urllib.parse.quote(key, safe="") + "=" + urllib.parse.quote(value, safe="")
 
 
-query_pairs = st.tuples(keys, st.one_of(ad_id_texts, event_ids, ascii_text)).map(lambda kv: _pair(*kv))
+query_pairs = st.tuples(keys, st.one_of(ad_id_texts, event_ids, ascii_text, st.sampled_from(VALUES))).map(
+    lambda kv: _pair(*kv))
 query_strings = st.lists(st.one_of(query_pairs, query_pairs, st.sampled_from(RAW_FRAGMENTS)), max_size=6).map("&".join)
 #: Usually one plausible ad_id first, so that the rest of the request gets exercised too.
 plausible_queries = st.tuples(st.integers(1, 2**31 - 1), query_strings).map(lambda q: f"ad_id={q[0]}&{q[1]}")
@@ -156,6 +159,8 @@ def plausible(draw, route: Route) -> Probe:
         return Probe("GET", f"{route.path}?{draw(signed_links())}", headers=draw(headers))
     ad_id = draw(good_ad_ids)
     event = draw(st.one_of(st.just(""), good_event_ids.map(lambda e: f"&event_id={e}")))
+    if route.gif_format and draw(st.booleans()):
+        extra += draw(st.sampled_from(["&format=gif", "&format=json&format=gif", "&format=gif&format=png"]))
     if route.answer == "gif" or draw(st.booleans()):
         return Probe("GET", f"{route.path}?ad_id={ad_id}{event}{extra}", headers=draw(headers))
     body = {"ad_id": draw(st.sampled_from([ad_id, str(ad_id)]))}

@@ -2,7 +2,8 @@
 
 A new route is one line. `answer` says what a route answers on its own methods:
     "json"      JSON with the CORS headers, success or error (an OPTIONS preflight: empty body)
-    "gif"       the 1x1 GIF whatever the status, the reason of a 4xx in X-Tracker-Error
+    "gif"       the 1x1 GIF whatever the status, the reason of a 4xx in X-Tracker-Error (also a
+                route with `gif_format` when asked for ?format=gif)
     "redirect"  302 to the signed URL on success, else a JSON error with CORS headers
 Any other method gets Bottle's 405, as JSON with CORS headers.
 """
@@ -21,14 +22,19 @@ class Route:
     methods: tuple[str, ...] = ("GET", "POST", "OPTIONS")
     answer: str = "json"
     batch: bool = False  # a JSON array of events, not one event
+    gif_format: bool = False  # ?format=gif makes it the pixel
 
     @property
     def success(self) -> int:
         return 302 if self.answer == "redirect" else 200
 
+    def answers_gif(self, query: dict[str, list[str]]) -> bool:
+        """Whether a request with this query is answered with the pixel (the last `format` counts)."""
+        return self.answer == "gif" or (self.gif_format and query.get("format", [""])[-1] == "gif")
+
 
 INGEST_ROUTES = (
-    Route("/track_impression.php", IMPRESSION),
+    Route("/track_impression.php", IMPRESSION, gif_format=True),
     Route("/track_click.php", CLICK),
     Route("/v1/impressions", IMPRESSION),
     Route("/v1/clicks", CLICK),
