@@ -36,7 +36,7 @@ class Route:
 INGEST_ROUTES = (
     Route("/track_impression.php", IMPRESSION, gif_format=True),
     Route("/track_click.php", CLICK),
-    Route("/v1/impressions", IMPRESSION),
+    Route("/v1/impressions", IMPRESSION, gif_format=True),
     Route("/v1/clicks", CLICK),
     Route("/v1/events", None, methods=("POST", "OPTIONS"), batch=True),
     Route("/i.gif", IMPRESSION, methods=("GET",), answer="gif"),

@@ -33,8 +33,9 @@ def test_the_same_event_id_in_the_url_and_the_body_is_one_id(app, redis_client):
     assert len(entries(redis_client, "impressions_stream")) == 1
 
 
-def test_two_different_event_ids_for_one_event_are_refused(app, redis_client):
-    body = json.dumps({"ad_id": 5, "event_id": EID})
+@pytest.mark.parametrize("body_event_id", [EID, ["a", "b"], {"x": 1}, 17])
+def test_two_different_event_ids_for_one_event_are_refused(app, redis_client, body_event_id):
+    body = json.dumps({"ad_id": 5, "event_id": body_event_id})
     response = call(app, "POST", "/v1/impressions?event_id=another-event-id-0001", body, "application/json")
     assert response.status == 400 and "more than once" in response.json()["detail"]
     assert_cors_json(response)
