@@ -63,3 +63,7 @@ class InvalidLink(TrackerError):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+
+class ReplayRefused(TrackerError):
+    """A replay cannot be exact (the streams no longer hold the whole range): nothing was changed."""

@@ -92,6 +92,12 @@ def is_mysql(db: peewee.Database) -> bool:
     return isinstance(db, peewee.MySQLDatabase)
 
 
+def write_transaction(db: peewee.Database):
+    """A transaction that will write. SQLite takes its write lock at BEGIN (IMMEDIATE), the
+    closest it has to MariaDB's SELECT ... FOR UPDATE."""
+    return db.atomic() if is_mysql(db) else db.atomic("IMMEDIATE")
+
+
 def connect(url: str) -> peewee.Database:
     """A Peewee database for `url`: mysql:// (or mariadb://) through pymysql, or sqlite:///path.
 

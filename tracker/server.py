@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 CHANNEL_TIMEOUT_S = 30
 #: Open connections one process accepts before refusing more.
 CONNECTION_LIMIT = 1_000
+#: waitress refuses a body this many times TRACKER_MAX_BODY_BYTES before reading it, with a
+#: plain-text 413; below that the app answers its own JSON 413 (with CORS headers, which a
+#: browser needs to read it). With waitress's limit equal to the app's, no client ever saw the
+#: JSON answer.
+SERVER_BODY_LIMIT_FACTOR = 4
 
 
 #: Pending connections the kernel queues per listening socket.
@@ -55,7 +60,7 @@ def create_server(app, settings: Settings, port: int | None = None, sock: socket
         app,
         **where,
         threads=settings.web_threads,
-        max_request_body_size=settings.max_body_bytes,
+        max_request_body_size=settings.max_body_bytes * SERVER_BODY_LIMIT_FACTOR,
         channel_timeout=CHANNEL_TIMEOUT_S,
         connection_limit=CONNECTION_LIMIT,
         # The app decides which peers' X-Forwarded-For to believe (TRACKER_TRUSTED_PROXIES, CIDRs, which

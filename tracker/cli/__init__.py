@@ -9,10 +9,10 @@ import sys
 from .. import __version__
 from ..config import Settings
 from ..errors import ConfigurationError, TrackerError
-from . import publishing, reporting, runner
+from . import publishing, replay, reporting, runner
 
 #: Modules whose register(subparsers) adds subcommands, in help order.
-MODULES = (runner, reporting, publishing)
+MODULES = (runner, reporting, publishing, replay)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

@@ -85,7 +85,11 @@ def request_values(max_body_bytes: int) -> dict[str, list]:
         else:
             body = read_body(max_body_bytes)
             if body.strip():
+                query = values
                 values = {name: body_ad_ids(body, name) for name in names}
+                # An event_id in the URL beside a body is still this event's id: dropping it would
+                # store a retry twice. The same id in both places is one id; two ids are refused.
+                values["event_id"] += [v for v in query["event_id"] if v not in values["event_id"]]
     return values
 
 
