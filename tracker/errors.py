@@ -47,3 +47,11 @@ class DatabaseUnavailable(StorageError):
 
 class FencedOut(StorageError):
     """A newer drainer has taken the shard: this one's commit was refused."""
+
+
+class RowRejected(StorageError):
+    """The database refused the data itself (a constraint, a value out of a column's range).
+
+    Retrying the same rows fails again the same way: the drain isolates the events behind it
+    and dead-letters them instead of retrying the batch forever.
+    """

@@ -313,7 +313,7 @@ class ShardReader:
             if str(e).startswith("LEASELOST"):
                 raise LeaseLost(str(e)) from e
             raise
-        log.warning("moved %d malformed entries of %s to %s", moved, shard.key, shard.dead_key)
+        log.warning("moved %d entries of %s to %s (%s)", moved, shard.key, shard.dead_key, entries[0][1])
         return moved
 
 
