@@ -9,6 +9,8 @@ from bottle import Bottle, request, response
 
 from ..reports import Reports
 from ..runtime import Runtime
+from .admin import protect_admin
+from .dashboard import mount_dashboard
 from .ingest import Ingest
 from .pages import Pages
 from .responses import JSON_HEADERS, dumps
@@ -44,4 +46,6 @@ def create_app(runtime: Runtime) -> Bottle:
     Ingest(runtime.producer, settings.max_body_bytes, settings.retry_after_s).register(app)
     StatsApi(Reports(runtime.database), settings.tz, settings.timezone).register(app)
     Pages(settings.tz).register(app)
+    if protect_admin(app, settings):
+        mount_dashboard(app, settings)
     return app
