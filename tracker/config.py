@@ -61,6 +61,8 @@ DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
 DEFAULT_TRIM_MAX_LEN = 0
 #: How often the tick leader sends the `trim` message (ms).
 DEFAULT_TRIM_INTERVAL_MS = 60_000
+#: After an ingest Redis command timed out, answer 503 at once for this long before probing (ms; 0: off).
+DEFAULT_REDIS_BREAKER_MS = 1_000
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class Settings:
     #: HTTP basic credentials of everything under /admin; with either unset, /admin is switched off.
     admin_user: str = ""
     admin_password: str = ""
+    redis_breaker_ms: int = DEFAULT_REDIS_BREAKER_MS
 
     def __post_init__(self):
         self._check()
@@ -153,8 +156,8 @@ class Settings:
             raise ConfigurationError("TRACKER_DRAIN_BUDGET_MS and TRACKER_DRAIN_POLL_MS cannot be negative")
         if self.lease_ttl_ms <= self.drain_poll_ms:
             raise ConfigurationError("TRACKER_LEASE_TTL_MS must be longer than TRACKER_DRAIN_POLL_MS")
-        if self.retention_ms < 0 or self.trim_max_len < 0 or self.trim_interval_ms < 1:
-            raise ConfigurationError("TRACKER_RETENTION_MS and TRACKER_TRIM_MAX_LEN cannot be negative, "
+        if self.retention_ms < 0 or self.trim_max_len < 0 or self.trim_interval_ms < 1 or self.redis_breaker_ms < 0:
+            raise ConfigurationError("TRACKER_RETENTION_MS, TRACKER_TRIM_MAX_LEN and TRACKER_REDIS_BREAKER_MS cannot be negative, "
                                      "TRACKER_TRIM_INTERVAL_MS must be at least 1")
         if bool(self.admin_user) != bool(self.admin_password):
             raise ConfigurationError("set both TRACKER_ADMIN_USER and TRACKER_ADMIN_PASSWORD, or neither")

@@ -7,6 +7,7 @@ import logging
 import bottle
 from bottle import Bottle, request, response
 
+from ..breaker import Breaker, GuardedProducer
 from ..reports import Reports
 from ..runtime import Runtime
 from .admin import protect_admin
@@ -43,7 +44,8 @@ def create_app(runtime: Runtime) -> Bottle:
     app = Bottle(catchall=True)
     app.config["json.enable"] = False  # answers are serialised by responses.py, with CORS headers
     app.default_error_handler = json_error_handler
-    Ingest(runtime.producer, settings.max_body_bytes, settings.retry_after_s).register(app)
+    producer = GuardedProducer(runtime.producer, Breaker(settings.redis_breaker_ms))
+    Ingest(producer, settings.max_body_bytes, settings.retry_after_s).register(app)
     StatsApi(Reports(runtime.database), settings.tz, settings.timezone).register(app)
     Pages(settings.tz).register(app)
     if protect_admin(app, settings):
