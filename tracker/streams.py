@@ -52,6 +52,8 @@ def redis_errors():
         yield
     except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError) as e:
         raise StreamUnavailable(f"Redis unavailable: {e}") from e
+    except redis.exceptions.OutOfMemoryError as e:  # redis-py strips the "OOM" prefix from its message
+        raise StreamUnavailable(f"Redis refuses writes: out of memory: {e}") from e
     except redis.ResponseError as e:
         if str(e).startswith(("OOM", "MISCONF", "READONLY", "LOADING", "MASTERDOWN")):
             raise StreamUnavailable(f"Redis refuses writes: {e}") from e
