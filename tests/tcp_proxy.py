@@ -2,7 +2,8 @@
 
 Processes under test connect to `proxy.port`; `cut()` closes the listening socket (new
 connections are refused) and drops every open connection (reset), as a network partition or
-a stopped server would; `restore()` listens again on the same port.
+a stopped server would; `restore()` listens again on the same port. `stall()` keeps every
+connection open but forwards nothing (a server that hangs), until `flow()`.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
 
     def __enter__(self) -> TcpProxy:
         self.restore()
         return self
 
     def __exit__(self, *exc) -> None:
+        self.flow()
         self.cut()
 
     @property
@@ -42,6 +46,13 @@ class TcpProxy:
         listener.listen(64)
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stall(self) -> None:
+        """Forward nothing more, in either direction, until flow()."""
+        self._flowing.clear()
+
+    def flow(self) -> None:
+        self._flowing.set()
 
     def cut(self) -> None:
         """Refuse new connections and reset the open ones."""
@@ -73,6 +84,7 @@ class TcpProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass

@@ -11,6 +11,7 @@ from ..breaker import Breaker, GuardedProducer
 from ..reports import Reports
 from ..runtime import Runtime
 from .admin import protect_admin
+from .bulkhead import Bulkhead
 from .dashboard import mount_dashboard
 from .ingest import Ingest
 from .pages import Pages
@@ -47,6 +48,7 @@ def create_app(runtime: Runtime) -> Bottle:
     producer = GuardedProducer(runtime.producer, Breaker(settings.redis_breaker_ms))
     Ingest(producer, settings.max_body_bytes, settings.retry_after_s).register(app)
     StatsApi(Reports(runtime.database), settings.tz, settings.timezone).register(app)
+    app.install(Bulkhead.for_stats(settings.web_threads))
     Pages(settings.tz).register(app)
     if protect_admin(app, settings):
         mount_dashboard(app, settings)
