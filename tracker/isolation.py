@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from .aggregate import CommitResult, Event, StreamId
+from .aggregate import CommitResult, Event, StreamId, format_id
 from .errors import RowRejected
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def commit_isolating(commit: Commit, events: list[Event], last_id: StreamId, rej
         return [commit(events, last_id)]
     except RowRejected as e:
         if len(events) == 1:
-            log.warning("the database refused event %s: %s", events[0][0], e)
+            log.warning("the database refused event %s: %s", format_id(events[0][0]), e)
             reject(events[0], str(e))  # first: were the offset moved first, a crash would hide it
             return [commit([], last_id)]  # then move the offset past it
         middle = len(events) // 2
