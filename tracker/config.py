@@ -157,8 +157,8 @@ class Settings:
         if self.lease_ttl_ms <= self.drain_poll_ms:
             raise ConfigurationError("TRACKER_LEASE_TTL_MS must be longer than TRACKER_DRAIN_POLL_MS")
         if self.retention_ms < 0 or self.trim_max_len < 0 or self.trim_interval_ms < 1 or self.redis_breaker_ms < 0:
-            raise ConfigurationError("TRACKER_RETENTION_MS, TRACKER_TRIM_MAX_LEN and TRACKER_REDIS_BREAKER_MS cannot be negative, "
-                                     "TRACKER_TRIM_INTERVAL_MS must be at least 1")
+            raise ConfigurationError("TRACKER_RETENTION_MS, TRACKER_TRIM_MAX_LEN and TRACKER_REDIS_BREAKER_MS cannot "
+                                     "be negative, TRACKER_TRIM_INTERVAL_MS must be at least 1")
         if bool(self.admin_user) != bool(self.admin_password):
             raise ConfigurationError("set both TRACKER_ADMIN_USER and TRACKER_ADMIN_PASSWORD, or neither")
         if ":" in self.admin_user:

@@ -81,7 +81,8 @@ def test_a_drain_failing_on_the_database_is_retried_then_dead_lettered_and_nothi
                 for attempt, delay in enumerate(chain):
                     ceiling = MIN_BACKOFF_MS * 2 ** attempt
                     assert ceiling // 2 <= delay <= ceiling, (attempt, chain)
-                assert message["actor_name"] == "drain" and message["options"]["retries"] == MAX_RETRIES  # as last enqueued
+                # the message as last enqueued: its retries so far, and the traceback of the failure before
+                assert message["actor_name"] == "drain" and message["options"]["retries"] == MAX_RETRIES
                 assert "DatabaseUnavailable" in message["options"]["traceback"]
             print(f"dead-lettered drains: {len(dead)}; backoff chains (ms): "
                   f"{[delays[m['message_id']] for m in dead]}")
@@ -102,6 +103,7 @@ def test_a_drain_failing_on_the_database_is_retried_then_dead_lettered_and_nothi
             process.stop()
     # the only failures logged are the drains that met the unreachable database
     log = process.log()
-    unexpected = [line for line in log.splitlines() if "[ERROR]" in line and "Failed to process message drain(" not in line]
+    unexpected = [line for line in log.splitlines()
+                  if "[ERROR]" in line and "Failed to process message drain(" not in line]
     assert not unexpected, unexpected
     assert log.count("\ntracker.errors.DatabaseUnavailable: ") == log.count("with unhandled exception.") > 0
