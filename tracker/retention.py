@@ -171,10 +171,12 @@ class Trimmer:
         return bool(first) and parse_id(first[0][0]) < cutoff
 
     def _warn(self, report: TrimReport) -> None:
+        backlog = report.backlog
         if report.over_max_len:
-            log.warning("%s: %s entries are not counted yet, more than TRACKER_TRIM_MAX_LEN=%d; the stream keeps "
-                        "them (nothing uncounted is ever trimmed): are the drains failing or too slow?",
-                        report.stream, report.backlog.uncounted or report.backlog.length, self.max_len)
+            counted = (f"{backlog.uncounted} entries are not counted yet" if backlog.uncounted is not None else
+                       f"{backlog.length} entries are left, uncounted ones among them (Redis < 7 cannot tell how many)")
+            log.warning("%s: %s, more than TRACKER_TRIM_MAX_LEN=%d; the stream keeps them (nothing uncounted is "
+                        "ever trimmed): are the drains failing or too slow?", report.stream, counted, self.max_len)
         elif report.held_back:
             log.warning("%s: entries the retention settings would trim are not counted yet; the stream keeps them "
                         "(committed up to %s)", report.stream, report.safe_bound)

@@ -73,8 +73,10 @@ def test_a_drain_failing_on_the_database_is_retried_then_dead_lettered_and_nothi
             produce(real_redis, producer, [(IMPRESSION, 9)] * 25, sent)  # traffic goes on meanwhile
 
             # Then each was retried MAX_RETRIES times, with exponential backoff (jittered in [b/2, b])
-            delays = retry_delays(process.log())
             dead = dead_lettered(real_redis, namespace)
+            wait_until(lambda: all(m["message_id"] in retry_delays(process.log()) for m in dead), 15, 0.2,
+                       "the worker's log lines")  # they travel through the worker's log pipe
+            delays = retry_delays(process.log())
             for message in dead:
                 chain = delays[message["message_id"]]
                 assert len(chain) == MAX_RETRIES, chain
