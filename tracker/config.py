@@ -72,6 +72,14 @@ DEFAULT_RATE_LIMIT = 0
 DEFAULT_RATE_LIMIT_WINDOW_MS = 60_000
 #: Shortest accepted secret (characters): click signing secret, link API token, IP hash key.
 MIN_SECRET_CHARS = 16
+#: How long counted events stay in their stream for replay before the trim removes them (ms).
+DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
+#: Most entries a stream keeps once counted (0: no limit, only the age decides).
+DEFAULT_TRIM_MAX_LEN = 0
+#: How often the tick leader sends the `trim` message (ms).
+DEFAULT_TRIM_INTERVAL_MS = 60_000
+#: After an ingest Redis command timed out, answer 503 at once for this long before probing (ms; 0: off).
+DEFAULT_REDIS_BREAKER_MS = 1_000
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,13 @@ class Settings:
     rate_limit: int = DEFAULT_RATE_LIMIT
     rate_limit_window_ms: int = DEFAULT_RATE_LIMIT_WINDOW_MS
     ip_hash_key: str = dataclasses.field(default="", repr=False)  # HMAC key turning client IPs into rate limit keys
+    retention_ms: int = DEFAULT_RETENTION_MS
+    trim_max_len: int = DEFAULT_TRIM_MAX_LEN
+    trim_interval_ms: int = DEFAULT_TRIM_INTERVAL_MS
+    #: HTTP basic credentials of everything under /admin; with either unset, /admin is switched off.
+    admin_user: str = ""
+    admin_password: str = ""
+    redis_breaker_ms: int = DEFAULT_REDIS_BREAKER_MS
 
     def __post_init__(self):
         self._check()
@@ -169,6 +184,13 @@ class Settings:
             raise ConfigurationError("TRACKER_DRAIN_BUDGET_MS and TRACKER_DRAIN_POLL_MS cannot be negative")
         if self.lease_ttl_ms <= self.drain_poll_ms:
             raise ConfigurationError("TRACKER_LEASE_TTL_MS must be longer than TRACKER_DRAIN_POLL_MS")
+        if self.retention_ms < 0 or self.trim_max_len < 0 or self.trim_interval_ms < 1 or self.redis_breaker_ms < 0:
+            raise ConfigurationError("TRACKER_RETENTION_MS, TRACKER_TRIM_MAX_LEN and TRACKER_REDIS_BREAKER_MS cannot "
+                                     "be negative, TRACKER_TRIM_INTERVAL_MS must be at least 1")
+        if bool(self.admin_user) != bool(self.admin_password):
+            raise ConfigurationError("set both TRACKER_ADMIN_USER and TRACKER_ADMIN_PASSWORD, or neither")
+        if ":" in self.admin_user:
+            raise ConfigurationError("TRACKER_ADMIN_USER cannot contain ':' (HTTP basic auth splits on it)")
         if any(c in self.namespace for c in "{}"):
             raise ConfigurationError("TRACKER_NAMESPACE cannot contain braces: they select Redis Cluster hash slots")
         try:

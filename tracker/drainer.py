@@ -26,10 +26,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .aggregate import Event, Ledger, StreamId, parse_id
+from .aggregate import CommitResult, Event, Ledger, StreamId, parse_id
 from .config import Settings
 from .errors import FencedOut, InvalidEvent, LeaseLost
 from .events import decode_entry
+from .isolation import commit_isolating
 from .lease import Lease
 from .streams import Entry, Shard, ShardReader
 
@@ -134,16 +135,27 @@ class Drainer:
             report.dead += self.reader.dead_letter(shard, lease.token, poison, int(time.time() * 1000))
         last_id = parse_id(entries[-1].id)
         if valid and valid[-1][0] > report.offset:
-            result = self.ledger.commit(shard.kind, shard.key, token, valid, last_id)
-            report.applied += result.applied
-            report.skipped += result.skipped
-            report.offset = result.offset
-            report.commits += 1
+            for result in self._commit(shard, lease, token, entries, valid, last_id, report):
+                report.applied += result.applied
+                report.skipped += result.skipped
+                report.offset = result.offset
+                report.commits += 1
         else:
             report.skipped += len(valid)  # all counted before: the XACK after that commit was lost
         self.reader.ack(shard, [entry.id for entry in entries])
         report.entries += len(entries)
         report.batch_sizes.append(len(entries))
+
+    def _commit(self, shard: Shard, lease: Lease, token: int, entries: list[Entry], valid: list[Event],
+                last_id: StreamId, report: DrainReport) -> list[CommitResult]:
+        """Commit `valid`; events the database refuses are dead-lettered with its reason."""
+        def commit(events: list[Event], upto: StreamId) -> CommitResult:
+            return self.ledger.commit(shard.kind, shard.key, token, events, upto)
+
+        def reject(event: Event, reason: str) -> None:
+            entry = next(entry for entry in entries if parse_id(entry.id) == event[0])
+            report.dead += self.reader.dead_letter(shard, lease.token, [(entry, reason)], int(time.time() * 1000))
+        return commit_isolating(commit, valid, last_id, reject)
 
 
 def sort_out(entries: list[Entry]) -> tuple[list[Event], list[tuple[Entry, str]]]:

@@ -67,3 +67,11 @@ class InvalidLink(TrackerError):
 
 class ReplayRefused(TrackerError):
     """A replay cannot be exact (the streams no longer hold the whole range): nothing was changed."""
+
+
+class RowRejected(StorageError):
+    """The database refused the data itself (a constraint, a value out of a column's range).
+
+    Retrying the same rows fails again the same way: the drain isolates the events behind it
+    and dead-letters them instead of retrying the batch forever.
+    """

@@ -27,6 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from .breaker import Breaker
 from .filtered import FilteredCounts
 from .ratelimit import RateLimiter
 from .streams import NewEvent, Producer, Stored, execute, redis_errors
@@ -52,15 +53,24 @@ class Intake:
     """Records requests' events: rate limit, filtered counters and storage, in one round trip."""
 
     def __init__(self, producer: Producer, counts: FilteredCounts, tz: ZoneInfo,
-                 limiter: RateLimiter | None = None, clock=time.time):
+                 limiter: RateLimiter | None = None, clock=time.time, breaker: Breaker | None = None):
         self.producer = producer
         self.counts = counts
         self.tz = tz
         self.limiter = limiter
         self.clock = clock
+        self.breaker = breaker
 
     def record(self, events: list[NewEvent], visitor: Visitor) -> Outcome:
-        """Store `events`, or count them as filtered. Raises RateLimited or StreamUnavailable."""
+        """Store `events`, or count them as filtered. Raises RateLimited or StreamUnavailable.
+
+        With a breaker, a Redis that recently timed out is not even asked: StreamUnavailable at once.
+        """
+        if self.breaker is None:
+            return self._record(events, visitor)
+        return self.breaker.call(self._record, events, visitor)
+
+    def _record(self, events: list[NewEvent], visitor: Visitor) -> Outcome:
         limiting = self.limiter is not None and visitor.client_ip is not None
         if limiting:
             self.limiter.check(visitor.client_ip)

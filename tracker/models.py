@@ -24,7 +24,7 @@ from pathlib import Path
 import peewee
 from playhouse import db_url
 
-from .errors import ConfigurationError, DatabaseUnavailable, StorageError
+from .errors import ConfigurationError, DatabaseUnavailable, RowRejected, StorageError
 from .events import CLICK, IMPRESSION, Kind
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def schema_statements() -> list[str]:
 
 @contextlib.contextmanager
 def database_errors(db: peewee.Database):
-    """Translate driver errors into StorageError / DatabaseUnavailable.
+    """Translate driver errors into StorageError / DatabaseUnavailable / RowRejected.
 
     On any operational error the thread's connection is closed, so that the next use opens a
     fresh one instead of reusing a socket the server has dropped.
@@ -147,6 +147,8 @@ def database_errors(db: peewee.Database):
     except (peewee.OperationalError, peewee.InterfaceError) as e:
         _close_quietly(db)
         raise DatabaseUnavailable(f"database unavailable: {e}") from e
+    except (peewee.IntegrityError, peewee.DataError) as e:  # the transaction rolled back; the connection is fine
+        raise RowRejected(f"database refused the data: {e}") from e
     except peewee.DatabaseError as e:
         _close_quietly(db)
         raise StorageError(f"database error: {e}") from e

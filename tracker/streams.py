@@ -7,6 +7,7 @@ Key layout (NS is the optional namespace prefix, empty by default; S is a shard'
     {S}:lease                        drain lease of shard S: the holder's token, with a PX TTL
     {S}:queued                       set while a drain message for S is queued or running
     {S}:dead                         dead-letter stream of S: entries that cannot be counted
+    {S}:trimmed-to                   highest XTRIM MINID used on S: every entry at or above it is still in S
     {S}:seen:<event_id>              dedupe: the entry ID an event id was stored as, PX window
     NS tracker:tick-leader           the scheduler's leader lock (one tick sender)
 
@@ -16,7 +17,9 @@ ID 0 and idempotently (BUSYGROUP is success). Every drainer reads as the consume
 
 A shard's auxiliary keys are `{S}:...`: the hash tag `{S}` makes Redis Cluster hash them like
 the bare key S, so a shard's stream, lease and dead letters share one slot and a script may
-touch them together.
+touch them together. That is why the dead letters of `impressions_stream` are in
+`{impressions_stream}:dead`, not `impressions_stream:dead` (another slot): one script
+acknowledges an entry and dead-letters it, another requeues it (tracker/deadletters.py).
 """
 
 from __future__ import annotations
@@ -129,6 +132,10 @@ class Shard:
     @property
     def dead_key(self) -> str:
         return self.aux("dead")
+
+    @property
+    def trimmed_to_key(self) -> str:
+        return self.aux("trimmed-to")
 
 
 class Layout:
@@ -368,7 +375,7 @@ class ShardReader:
             if str(e).startswith("LEASELOST"):
                 raise LeaseLost(str(e)) from e
             raise
-        log.warning("moved %d malformed entries of %s to %s", moved, shard.key, shard.dead_key)
+        log.warning("moved %d entries of %s to %s (%s)", moved, shard.key, shard.dead_key, entries[0][1])
         return moved
 
 

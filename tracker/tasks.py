@@ -5,6 +5,7 @@ module its CLI is given; connections open lazily in each worker process (see Run
 
 Actors (queue TRACKER_QUEUE_NAME, default "tracker"):
     drain(kind, shard)   drain one stream shard for up to TRACKER_DRAIN_BUDGET_MS
+    trim()               trim every shard, never above its committed offset (every TRACKER_TRIM_INTERVAL_MS)
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from dramatiq.middleware import CurrentMessage
 
 from .broker import build_broker
 from .config import Settings
+from .errors import DatabaseUnavailable, StreamUnavailable
 from .events import kind_named
+from .retention import Trimmer
 from .runtime import Runtime
-from .scheduler import DrainFlags, Scheduler, SchedulerMiddleware
+from .scheduler import DrainFlags, Periodic, Scheduler, SchedulerMiddleware
 from .streams import Shard
 
 log = logging.getLogger(__name__)
@@ -85,8 +88,26 @@ def send_drain(shard: Shard) -> None:
     drain.send(shard.kind.name, shard.index)
 
 
+#: Longest a trim may run before Dramatiq interrupts it (ms).
+TRIM_TIME_LIMIT_MS = 600_000
+
+
+@dramatiq.actor(queue_name=settings.queue_name, max_retries=0, time_limit=TRIM_TIME_LIMIT_MS)
+def trim() -> None:
+    """Trim every shard (tracker/retention.py). Safe to run twice at once; the next period retries."""
+    try:
+        reports = Trimmer(runtime.redis, runtime.ledger, runtime.layout, settings).trim_all()
+    except (StreamUnavailable, DatabaseUnavailable) as e:
+        log.warning("trim skipped, next try in %d ms: %s", settings.trim_interval_ms, e)
+        return
+    for report in reports:
+        if report.removed:
+            log.debug("trimmed %s: %s", report.stream, report)
+
+
 def make_scheduler() -> Scheduler:
-    return Scheduler(runtime.redis, runtime.layout, drain_flags(), send_drain, settings.tick_interval_ms)
+    return Scheduler(runtime.redis, runtime.layout, drain_flags(), send_drain, settings.tick_interval_ms,
+                     periodic=[Periodic("trim", settings.trim_interval_ms, trim.send)])
 
 
 class StopDrains(dramatiq.Middleware):

@@ -9,10 +9,10 @@ import sys
 from .. import __version__
 from ..config import Settings
 from ..errors import ConfigurationError, TrackerError
-from . import publishing, replay, reporting, runner
+from . import deadletters, publishing, replay, reporting, runner
 
 #: Modules whose register(subparsers) adds subcommands, in help order.
-MODULES = (runner, reporting, publishing, replay)
+MODULES = (runner, reporting, publishing, replay, deadletters)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

@@ -9,6 +9,9 @@ from bottle import Bottle, request, response
 
 from ..reports import Reports
 from ..runtime import Runtime
+from .admin import protect_admin
+from .bulkhead import Bulkhead
+from .dashboard import mount_dashboard
 from .pages import Pages
 from .responses import JSON_HEADERS, dumps
 from .stats import StatsApi
@@ -43,7 +46,11 @@ def create_app(runtime: Runtime) -> Bottle:
     app.config["json.enable"] = False  # answers are serialised by responses.py, with CORS headers
     app.default_error_handler = json_error_handler
     register_tracking(app, runtime)  # ingest, batch, pixel, click redirect, links, filtered counts
-    StatsApi(Reports(runtime.database), settings.tz, settings.timezone).register(app)
-    StatsPage(StatsApi(Reports(runtime.database), settings.tz, settings.timezone)).register(app)
+    stats = StatsApi(Reports(runtime.database), settings.tz, settings.timezone)
+    stats.register(app)
+    StatsPage(stats).register(app)
+    app.install(Bulkhead.for_stats(settings.web_threads))
     Pages(settings.click_secret, settings.public_url).register(app)
+    if protect_admin(app, settings):
+        mount_dashboard(app, settings)
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 from bottle import Bottle
 
 from ..bots import BotFilter
+from ..breaker import Breaker
 from ..filtered import FilteredCounts
 from ..intake import Intake
 from ..ratelimit import RateLimiter
@@ -30,7 +31,8 @@ def build_intake(runtime: Runtime) -> Intake:
     if settings.rate_limit:
         limiter = RateLimiter(client, settings.rate_limit, settings.rate_limit_window_ms, settings.ip_hash_key,
                               settings.namespace)
-    return Intake(runtime.producer, FilteredCounts(client, settings.namespace), settings.tz, limiter)
+    return Intake(runtime.producer, FilteredCounts(client, settings.namespace), settings.tz, limiter,
+                  breaker=Breaker(settings.redis_breaker_ms))
 
 
 def register_tracking(app: Bottle, runtime: Runtime) -> None:
