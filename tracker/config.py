@@ -11,6 +11,7 @@ both forms with different values is a configuration error rather than a silent c
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import urllib.parse
 from collections.abc import Mapping
@@ -55,6 +56,16 @@ DEFAULT_DATA_DIR = "var"
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_BROKER_NAMESPACE = "dramatiq"
 DEFAULT_QUEUE = "tracker"
+#: Log line formats: "text" (human) or "json" (one JSON object per line).
+LOG_FORMATS = ("text", "json")
+DEFAULT_LOG_FORMAT = "text"
+#: How long /metrics reuses the per-shard figures it read from Redis and the database (ms).
+DEFAULT_METRICS_CACHE_MS = 1_000
+#: Where a Dramatiq worker serves its processes' metrics (0 disables the server).
+DEFAULT_WORKER_METRICS_HOST = "127.0.0.1"
+DEFAULT_WORKER_METRICS_PORT = 9191
+#: Longest wait of /readyz (and of the /metrics shard figures) for Redis or the database (ms).
+DEFAULT_HEALTH_TIMEOUT_MS = 1_000
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,12 @@ class Settings:
     broker_namespace: str = DEFAULT_BROKER_NAMESPACE
     queue_name: str = DEFAULT_QUEUE
     log_level: str = "INFO"
+    log_format: str = DEFAULT_LOG_FORMAT
+    metrics_dir: str = ""  # prometheus multiprocess files; empty: a directory under the system's temp dir
+    metrics_cache_ms: int = DEFAULT_METRICS_CACHE_MS
+    worker_metrics_host: str = DEFAULT_WORKER_METRICS_HOST
+    worker_metrics_port: int = DEFAULT_WORKER_METRICS_PORT
+    health_timeout_ms: int = DEFAULT_HEALTH_TIMEOUT_MS
 
     def __post_init__(self):
         self._check()
@@ -141,12 +158,23 @@ class Settings:
             raise ConfigurationError("TRACKER_DRAIN_BUDGET_MS and TRACKER_DRAIN_POLL_MS cannot be negative")
         if self.lease_ttl_ms <= self.drain_poll_ms:
             raise ConfigurationError("TRACKER_LEASE_TTL_MS must be longer than TRACKER_DRAIN_POLL_MS")
+        self._check_observability()
         if any(c in self.namespace for c in "{}"):
             raise ConfigurationError("TRACKER_NAMESPACE cannot contain braces: they select Redis Cluster hash slots")
         try:
             self.tz
         except (ZoneInfoNotFoundError, ValueError) as e:
             raise ConfigurationError(f"unknown timezone TRACKER_TIMEZONE={self.timezone!r}") from e
+
+    def _check_observability(self):
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigurationError(f"TRACKER_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}")
+        if not isinstance(logging.getLevelName(self.log_level.upper()), int):
+            raise ConfigurationError(f"TRACKER_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
+        if self.metrics_cache_ms < 0 or self.health_timeout_ms < 1:
+            raise ConfigurationError("TRACKER_METRICS_CACHE_MS cannot be negative, TRACKER_HEALTH_TIMEOUT_MS must be at least 1")
+        if not 0 <= self.worker_metrics_port <= 65535:
+            raise ConfigurationError(f"TRACKER_WORKER_METRICS_PORT must be a port number (0: off), got {self.worker_metrics_port}")
 
 
 def _convert(field: dataclasses.Field, raw: str):

@@ -10,6 +10,7 @@ Actors (queue TRACKER_QUEUE_NAME, default "tracker"):
 from __future__ import annotations
 
 import logging
+import time
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
@@ -17,13 +18,16 @@ from dramatiq.middleware import CurrentMessage
 from .broker import build_broker
 from .config import Settings
 from .events import kind_named
+from .logs import configure_logging
 from .runtime import Runtime
 from .scheduler import DrainFlags, Scheduler, SchedulerMiddleware
 from .streams import Shard
+from .worker_metrics import WorkerMetricsMiddleware
 
 log = logging.getLogger(__name__)
 
 settings = Settings.from_env()
+configure_logging(settings)  # Dramatiq's CLI configured logging its own way before importing us
 broker = build_broker(settings)
 dramatiq.set_broker(broker)
 runtime = Runtime(settings)
@@ -48,14 +52,15 @@ def drain(kind: str, shard: int) -> None:
     """Drain one shard. Safe to run twice at once (the lease admits one) and to retry."""
     target = runtime.layout.shard(kind_named(kind), shard)
     flags = drain_flags()
+    started = time.monotonic()
     try:
         report = runtime.drainer.drain(target, keep_alive=lambda: flags.refresh(target))
-    except Exception:
+    except Exception as e:
+        runtime.drain_log.failed(target, time.monotonic() - started, e)
         _hold_flag_for_retry(flags, target)
         raise
     flags.clear(target)
-    if report.entries or report.dead:
-        log.debug("drained %s: %s", target.key, report)
+    runtime.drain_log.finished(target, report, time.monotonic() - started)
 
 
 def _hold_flag_for_retry(flags: DrainFlags, shard: Shard) -> None:
@@ -86,3 +91,4 @@ def make_scheduler() -> Scheduler:
 
 
 broker.add_middleware(SchedulerMiddleware(make_scheduler, settings.tick_interval_ms))
+broker.add_middleware(WorkerMetricsMiddleware(settings))

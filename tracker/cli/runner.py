@@ -8,6 +8,7 @@ import os
 
 from ..config import Settings
 from ..embedded import EmbeddedRedis
+from ..metrics import shared_metrics
 from ..models import create_tables
 from ..runtime import Runtime
 from ..server import create_server, serve_forever, serve_processes
@@ -55,7 +56,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     settings = _web_settings(args, settings)
     if settings.web_processes > 1:
-        serve_processes(lambda: create_app(Runtime(settings)), settings, settings.web_processes)
+        with shared_metrics(settings, "web"):  # a scrape of any process sums them all
+            serve_processes(lambda: create_app(Runtime(settings)), settings, settings.web_processes)
         return 0
     runtime = Runtime(settings)
     serve_forever(create_server(create_app(runtime), settings))

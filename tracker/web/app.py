@@ -10,6 +10,7 @@ from bottle import Bottle, request, response
 from ..reports import Reports
 from ..runtime import Runtime
 from .ingest import Ingest
+from .monitoring import Monitoring
 from .pages import Pages
 from .responses import JSON_HEADERS, dumps
 from .stats import StatsApi
@@ -41,7 +42,8 @@ def create_app(runtime: Runtime) -> Bottle:
     app = Bottle(catchall=True)
     app.config["json.enable"] = False  # answers are serialised by responses.py, with CORS headers
     app.default_error_handler = json_error_handler
-    Ingest(runtime.producer, settings.max_body_bytes, settings.retry_after_s).register(app)
+    Ingest(runtime.producer, settings.max_body_bytes, settings.retry_after_s, runtime.metrics).register(app)
     StatsApi(Reports(runtime.database), settings.tz, settings.timezone).register(app)
     Pages(settings.tz).register(app)
+    Monitoring.of(runtime).register(app)
     return app

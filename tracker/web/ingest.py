@@ -19,6 +19,7 @@ from bottle import Bottle, request
 
 from ..errors import InvalidEvent, StreamUnavailable
 from ..events import CLICK, IMPRESSION, INVALID_AD_ID, MAX_AD_ID, Kind, parse_ad_id
+from ..metrics import Metrics, process_metrics
 from ..streams import Producer
 from .responses import NO_STORE, ApiError, json_response, preflight_response
 
@@ -98,10 +99,11 @@ def read_limit_checked(max_bytes: int) -> None:
 class Ingest:
     """Validates, stores and answers single events."""
 
-    def __init__(self, producer: Producer, max_body_bytes: int, retry_after_s: int):
+    def __init__(self, producer: Producer, max_body_bytes: int, retry_after_s: int, metrics: Metrics | None = None):
         self.producer = producer
         self.max_body_bytes = max_body_bytes
         self.retry_after_s = retry_after_s
+        self.metrics = metrics if metrics is not None else process_metrics()
 
     def register(self, app: Bottle) -> None:
         for kind, paths in ROUTES.items():
@@ -111,10 +113,14 @@ class Ingest:
 
     def handler(self, kind: Kind):
         def track():
+            started = time.perf_counter()
             try:
                 return self.track(kind)
             except ApiError as e:
+                self.metrics.rejected(kind, e.status, e.message)
                 return e.response()
+            finally:
+                self.metrics.ingest_time(kind.name, time.perf_counter() - started)
         track.__name__ = f"track_{kind.name}"
         return track
 
@@ -129,4 +135,5 @@ class Ingest:
             log.warning("refused a %s: %s", kind.name, e)
             raise ApiError(503, "Event store unavailable, retry later", None,
                            {"Retry-After": str(self.retry_after_s)}) from None
+        self.metrics.accepted(kind)
         return json_response({"status": "success", "ad_id": ad_id, "stream_id": stream_id, "ts": ts}, 200, NO_STORE)
