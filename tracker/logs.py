@@ -20,6 +20,8 @@ import datetime
 import json
 import logging
 import sys
+import threading
+import time
 
 from .config import Settings
 
@@ -94,3 +96,31 @@ def configure_logging(settings: Settings, stream=None) -> None:
             root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
+
+
+class Throttled:
+    """Logs a recurring message at most once per `interval_s`, with the count of those skipped.
+
+    For the request path: when Redis is down every request fails the same way, and one line a
+    few seconds (with `suppressed=N`) says as much as thousands would.
+    """
+
+    def __init__(self, logger: logging.Logger, interval_s: float, clock=time.monotonic):
+        self.logger = logger
+        self.interval_s = interval_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._next = 0.0
+        self._suppressed = 0
+
+    def log(self, level: int, msg: str, *args, extra: dict | None = None) -> None:
+        with self._lock:
+            now = self.clock()
+            if now < self._next:
+                self._suppressed += 1
+                return
+            suppressed, self._suppressed, self._next = self._suppressed, 0, now + self.interval_s
+        self.logger.log(level, msg, *args, extra={**(extra or {}), "suppressed": suppressed})
+
+    def warning(self, msg: str, *args, extra: dict | None = None) -> None:
+        self.log(logging.WARNING, msg, *args, extra=extra)

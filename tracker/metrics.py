@@ -26,7 +26,7 @@ switches a process to that mode; it must run before the first metric is created 
 forked afterwards inherit it).
 
 Incrementing is cheap (a lock and an add, or an mmap write in multiprocess mode); the label
-children of the hot paths are resolved once, at construction.
+children of the hot paths are looked up once and kept.
 """
 
 from __future__ import annotations
@@ -78,9 +78,7 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.directory = directory  # multiprocess files, or None: this registry holds the values
         self._define(self.registry)
-        self._accepted = {k.name: self.events_accepted.labels(k.name) for k in KINDS}
-        self._deduplicated = {k.name: self.events_deduplicated.labels(k.name) for k in KINDS}
-        self._ingest = {k.name: self.ingest_duration.labels(k.name) for k in KINDS}
+        self._children: dict[tuple, object] = {}  # (id(metric), labels...) -> child, for the hot paths
         self._reasons: dict[str, str] = {}
 
     def _define(self, registry: CollectorRegistry) -> None:
@@ -110,15 +108,31 @@ class Metrics:
 
     # -- ingest: the web layer (and the batch endpoint, dedupe and filters) call these ----------
 
+    def declare_ingest(self, kinds: Iterable[Kind] = KINDS, endpoints: Iterable[str] = ()) -> None:
+        """Create the ingest series at 0 (a web process calls this at start), so the first
+        event of a kind is an increase Prometheus can see, not the birth of a series."""
+        for kind in kinds:
+            self.accepted(kind, 0)
+            self.deduplicated(kind, 0)
+        for endpoint in endpoints:
+            self._child(self.ingest_duration, endpoint)
+
+    def _child(self, metric, *labels):
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def accepted(self, kind: Kind, n: int = 1) -> None:
-        self._accepted[kind.name].inc(n)
+        self._child(self.events_accepted, kind.name).inc(n)
 
     def rejected(self, kind: Kind, status: int, reason: str, n: int = 1) -> None:
         """`n` events of `kind` refused with HTTP `status`; `reason` is a fixed phrase (slugged)."""
         self.events_rejected.labels(kind.name, str(status), self._slug(reason)).inc(n)
 
     def deduplicated(self, kind: Kind, n: int = 1) -> None:
-        self._deduplicated[kind.name].inc(n)
+        self._child(self.events_deduplicated, kind.name).inc(n)
 
     def filtered(self, kind: Kind, reason: str, n: int = 1) -> None:
         """`n` events of `kind` answered but not counted; `reason` such as "bot" or "prefetch"."""
@@ -127,11 +141,10 @@ class Metrics:
     def stored(self, kinds: Iterable[Kind], results: Iterable) -> None:
         """Count what Producer.store did: each result is new (accepted) or a duplicate."""
         for kind, result in zip(kinds, results):
-            (self._accepted if result.new else self._deduplicated)[kind.name].inc()
+            (self.accepted if result.new else self.deduplicated)(kind)
 
     def ingest_time(self, endpoint: str, seconds: float) -> None:
-        child = self._ingest.get(endpoint) or self.ingest_duration.labels(endpoint)
-        child.observe(seconds)
+        self._child(self.ingest_duration, endpoint).observe(seconds)
 
     def _slug(self, reason: str) -> str:
         slug = self._reasons.get(reason)

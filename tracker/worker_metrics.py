@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 
 import dramatiq
 from prometheus_client import CollectorRegistry, start_http_server
@@ -64,5 +65,8 @@ def serve_worker_metrics() -> int:
         log.error("cannot serve the worker's metrics on %s:%s: %s", host, port, e)
         return 1
     log.info("worker metrics on http://%s:%s/metrics", host, port, extra={"metrics_dir": str(directory)})
-    thread.join()
+    try:
+        thread.join()  # until Dramatiq stops the run (SIGTERM: SystemExit here)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
     return 0

@@ -19,6 +19,7 @@ from bottle import Bottle, request
 
 from ..errors import InvalidEvent, StreamUnavailable
 from ..events import CLICK, IMPRESSION, INVALID_AD_ID, MAX_AD_ID, Kind, parse_ad_id
+from ..logs import Throttled
 from ..metrics import Metrics, process_metrics
 from ..streams import Producer
 from .responses import NO_STORE, ApiError, json_response, preflight_response
@@ -33,6 +34,8 @@ AD_ID_DETAIL = f"ad_id must be a whole number from 1 to {MAX_AD_ID}"
 JSON_TYPES = ("application/json", "text/plain")
 FORM_TYPE = "application/x-www-form-urlencoded"
 MULTIPART_TYPE = "multipart/form-data"
+#: Seconds between two log lines about refused events (the count in between is logged).
+REFUSAL_LOG_INTERVAL_S = 10
 
 
 def read_body(max_bytes: int) -> bytes:
@@ -104,8 +107,10 @@ class Ingest:
         self.max_body_bytes = max_body_bytes
         self.retry_after_s = retry_after_s
         self.metrics = metrics if metrics is not None else process_metrics()
+        self.refusals = Throttled(log, REFUSAL_LOG_INTERVAL_S)  # "Redis is down" once in a while, not per request
 
     def register(self, app: Bottle) -> None:
+        self.metrics.declare_ingest(ROUTES, [kind.name for kind in ROUTES])
         for kind, paths in ROUTES.items():
             for path in paths:
                 app.route(path, ["GET", "POST"], self.handler(kind))
@@ -132,7 +137,7 @@ class Ingest:
         try:
             stream_id = self.producer.add(kind, ad_id, ts)
         except StreamUnavailable as e:
-            log.warning("refused a %s: %s", kind.name, e)
+            self.refusals.warning("refused a %s: %s", kind.name, e)
             raise ApiError(503, "Event store unavailable, retry later", None,
                            {"Retry-After": str(self.retry_after_s)}) from None
         self.metrics.accepted(kind)
