@@ -1,19 +1,23 @@
 """What each drain did, recorded where an on-call engineer looks: metrics, Redis, the log.
 
-The drain actor calls `DrainLog.finished` (or `failed`) once per drain message. Besides the
-worker's metrics and a log line with structured fields, it leaves a mark in Redis, the hash
-`{S}:last-drain` in the shard's own cluster slot:
+The drain actor calls `DrainLog.started` before each drain message, and `finished` (or
+`failed`) after it. Besides the worker's metrics and a log line with structured fields, they
+keep a mark in Redis, the hash `{S}:last-drain` in the shard's own cluster slot:
 
-    at_ms        when the drain ended (Unix ms)
-    result       ok | handed_over (a newer drainer took the shard) | error
-    entries      entries read;  applied, dead: counted, dead-lettered
-    duration_ms  how long the drain message ran
-    error        the error of a failed drain ("" otherwise)
+    started_at_ms  when the latest drain message of S began (Unix ms)
+    ended_at_ms    when the latest one ended, and how:
+    result         ok | handed_over (a newer drainer took the shard) | error
+    entries        entries read;  applied, dead: counted, dead-lettered
+    duration_ms    how long it ran
+    error          the error of a failed drain ("" otherwise)
 
-`tracker status` and /metrics read it as the shard's "last drain". A drain of an idle shard
-commits nothing, so the database's `committed_at_ms` alone cannot tell an idle shard from one
-that no worker drains; this mark can. A drain that found the shard busy (another drainer held
-its lease) did nothing and leaves no mark.
+`tracker status` and /metrics read it as the shard's "last drain": a drain is running while
+started_at_ms is the later of the two, and the time since the later of the two is the age of
+the last drain activity. That age stays below the drain budget (5 s) while workers drain the
+shard; it grows when none does, or when a drain hangs or was killed mid-run. A drain of an
+idle shard commits nothing, so the database's `committed_at_ms` alone could not tell an idle
+shard from an abandoned one. A drain that found the shard busy (another drainer held its lease)
+leaves no end mark: the drainer that holds the lease will.
 """
 
 from __future__ import annotations
@@ -41,11 +45,21 @@ MAX_ERROR_CHARS = 300
 
 @dataclass(frozen=True)
 class LastDrain:
-    at_ms: int
-    result: str
+    started_at_ms: int  # 0: unknown
+    ended_at_ms: int  # 0: none has ended yet
+    result: str | None
     entries: int
     duration_ms: int
     error: str | None
+
+    @property
+    def running(self) -> bool:
+        return self.started_at_ms > self.ended_at_ms
+
+    @property
+    def activity_ms(self) -> int:
+        """When a drain last began or ended."""
+        return max(self.started_at_ms, self.ended_at_ms)
 
 
 def last_drain_of(mark: dict | None) -> LastDrain | None:
@@ -55,9 +69,10 @@ def last_drain_of(mark: dict | None) -> LastDrain | None:
     fields = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
               for k, v in mark.items()}
     try:
-        return LastDrain(int(fields["at_ms"]), fields.get("result", "ok"), int(fields.get("entries", 0)),
+        return LastDrain(int(fields.get("started_at_ms", 0)), int(fields.get("ended_at_ms", 0)),
+                         fields.get("result") or None, int(fields.get("entries", 0)),
                          int(fields.get("duration_ms", 0)), fields.get("error") or None)
-    except (KeyError, ValueError):
+    except ValueError:
         return None  # not written by us; ignore rather than fail a status reading
 
 
@@ -74,6 +89,9 @@ class DrainLog:
         self.client = client
         self.metrics = metrics
         self.clock = clock
+
+    def started(self, shard: Shard) -> None:
+        self._write(shard, {"started_at_ms": self._now_ms()})
 
     def finished(self, shard: Shard, report: DrainReport, seconds: float) -> None:
         result = drain_result(report)
@@ -98,8 +116,13 @@ class DrainLog:
 
     def _mark(self, shard: Shard, result: str, seconds: float, entries: int, applied: int, dead: int,
               error: str = "") -> None:
-        fields = {"at_ms": int(self.clock() * 1000), "result": result, "entries": entries, "applied": applied,
-                  "dead": dead, "duration_ms": int(seconds * 1000), "error": error}
+        self._write(shard, {"ended_at_ms": self._now_ms(), "result": result, "entries": entries, "applied": applied,
+                            "dead": dead, "duration_ms": int(seconds * 1000), "error": error})
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _write(self, shard: Shard, fields: dict) -> None:
         try:
             with redis_errors():
                 pipe = self.client.pipeline(transaction=False)

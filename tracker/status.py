@@ -45,8 +45,9 @@ class ShardStatus:
     committed_age_ms: int | None  # how old that entry is (None before the first commit)
     applied: int  # events counted from this shard in all
     dead_letters: int
-    last_drain_age_ms: int | None  # since the last drain of this shard ended (None: never)
-    last_drain_result: str | None  # ok, handed_over or error
+    last_drain_age_ms: int | None  # since a drain of this shard last began or ended (None: never)
+    drain_running: bool  # a drain message of this shard is running (or was killed mid-run)
+    last_drain_result: str | None  # how the last one ended: ok, handed_over or error
     last_drain_error: str | None
 
     def as_dict(self) -> dict:
@@ -167,7 +168,8 @@ def _shard_status(shard: Shard, replies: list, offset: StreamOffset | None, now_
         committed_age_ms=max(0, now_ms - committed[0]) if committed[0] else None,
         applied=offset.applied if offset else 0,
         dead_letters=dead or 0,
-        last_drain_age_ms=max(0, now_ms - last.at_ms) if last else None,
+        last_drain_age_ms=max(0, now_ms - last.activity_ms) if last else None,
+        drain_running=last.running if last else False,
         last_drain_result=last.result if last else None,
         last_drain_error=last.error if last else None,
     )
@@ -271,7 +273,8 @@ SHARD_GAUGES = {
                               "Age of the oldest pending entry (0 when none is pending).", 0.001),
     "committed_age_ms": ("tracker_stream_committed_offset_age_seconds",
                          "Age of the last entry whose event is in the counts.", 0.001),
-    "last_drain_age_ms": ("tracker_stream_last_drain_age_seconds", "Time since the last drain of the shard ended.", 0.001),
+    "last_drain_age_ms": ("tracker_stream_last_drain_age_seconds",
+                          "Time since a drain of the shard last began or ended.", 0.001),
     "dead_letters": ("tracker_stream_dead_letters", "Entries in the shard's dead-letter stream.", 1),
 }
 

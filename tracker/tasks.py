@@ -52,6 +52,7 @@ def drain(kind: str, shard: int) -> None:
     """Drain one shard. Safe to run twice at once (the lease admits one) and to retry."""
     target = runtime.layout.shard(kind_named(kind), shard)
     flags = drain_flags()
+    runtime.drain_log.started(target)
     started = time.monotonic()
     try:
         report = runtime.drainer.drain(target, keep_alive=lambda: flags.refresh(target))

@@ -141,7 +141,8 @@ def test_drain_log_records_metrics_and_the_last_drain_mark(redis_client, metrics
     assert value(parsed, "tracker_drained_events_total", stream=shard.key, outcome="skipped") == 5
     assert value(parsed, "tracker_drained_events_total", stream=shard.key, outcome="dead") == 5
     mark = last_drain_of(redis_client.hgetall(shard.last_drain_key))
-    assert (mark.at_ms, mark.result, mark.entries, mark.duration_ms, mark.error) == (1_795_500_000_500, "ok", 1500, 1250, None)
+    assert (mark.ended_at_ms, mark.result, mark.entries, mark.duration_ms, mark.error) == (1_795_500_000_500, "ok", 1500, 1250, None)
+    assert not mark.running
 
 
 def test_drain_log_records_a_failure_and_ignores_a_busy_shard(redis_client, metrics):
@@ -150,10 +151,13 @@ def test_drain_log_records_a_failure_and_ignores_a_busy_shard(redis_client, metr
 
     drain_log.finished(shard, DrainReport(shard.key, busy=True), 0.001)
     assert redis_client.hgetall(shard.last_drain_key) == {}
+    drain_log.started(shard)
+    assert last_drain_of(redis_client.hgetall(shard.last_drain_key)).running
     drain_log.failed(shard, 0.5, RuntimeError("database unavailable: (2003, \"Can't connect\")"))
 
     mark = last_drain_of(redis_client.hgetall(shard.last_drain_key))
     assert mark.result == "error" and mark.error.startswith("RuntimeError: database unavailable")
+    assert not mark.running and mark.ended_at_ms >= mark.started_at_ms > 0
     parsed = samples(exposition(metrics))
     assert value(parsed, "tracker_drains_total", stream=shard.key, result="busy") == 1
     assert value(parsed, "tracker_drains_total", stream=shard.key, result="error") == 1

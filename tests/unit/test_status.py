@@ -156,4 +156,10 @@ def test_status_table_shows_ages_last_drain_and_dead_letters(fake_redis, sqlite_
     assert "1m15s" in impressions  # the oldest pending entry
     assert "1m05s ago (handed_over)" in impressions
     assert lines[2].startswith("clicks_stream") and "never" in lines[2]
+
+    # a drain that began and has not ended (running, or killed mid-run) shows how long ago it began
+    DrainLog(fake_redis, Metrics(), clock=lambda: entry_ms / 1000 + 70).started(layout.shards(IMPRESSION)[0])
+    status = StatusReader(fake_redis, db, layout, clock=lambda: entry_ms / 1000 + 75).read()
+    assert status.shards[0].drain_running and status.shards[0].last_drain_age_ms == 5000
+    assert "running for 5.0s" in format_status(status).splitlines()[1]
     assert lines[-1] == "dramatiq dead-letter queue dramatiq:tracker.XQ: 0 messages"

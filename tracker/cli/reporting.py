@@ -104,8 +104,10 @@ def _cell(shard: ShardStatus, field: str, show) -> str:
 def _last_drain(shard: ShardStatus) -> str:
     if shard.last_drain_age_ms is None:
         return "never"
+    if shard.drain_running:
+        return f"running for {human_age(shard.last_drain_age_ms)}"
     text = f"{human_age(shard.last_drain_age_ms)} ago"
-    if shard.last_drain_result != "ok":
+    if shard.last_drain_result not in (None, "ok"):
         text += f" ({shard.last_drain_result})"
     return text
 
