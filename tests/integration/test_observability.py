@@ -261,3 +261,26 @@ def test_a_failing_drain_is_counted_and_marked(tmp_path, real_redis_url, env_set
     finally:
         worker.stop()
         client.close()
+
+
+def test_tracker_run_serves_web_and_drain_metrics_from_its_one_process(tmp_path):
+    # Given `tracker run` on nothing configured: embedded Redis, SQLite, web and worker in one process
+    port = free_port()
+    env = {"PATH": "/usr/bin:/bin", "TRACKER_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1",
+           "TRACKER_DRAIN_BUDGET_MS": "1000"}
+    process = Process([TRACKER, "run", "--port", str(port)], env, tmp_path / "run.log").start()
+    try:
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz") or not process.alive, 30, message="tracker run")
+        assert process.alive, process.log()
+        # When one event is tracked
+        assert get(f"http://127.0.0.1:{port}/v1/clicks?ad_id=5")[0] == 200
+        # Then its /metrics shows the request and the drain that counted it, and the process's own figures
+        metrics = wait_until(
+            lambda: (m := scrape(f"http://127.0.0.1:{port}/metrics")) and
+            value(m, "tracker_drained_events_total", stream="clicks_stream", outcome="applied") == 1 and m,
+            30, 0.2, "the drain in /metrics")
+        assert value(metrics, "tracker_events_accepted_total", kind="click") == 1
+        assert value(metrics, "tracker_stream_applied_events_total", stream="clicks_stream", kind="click") == 1
+        assert value(metrics, "process_resident_memory_bytes") > 0
+    finally:
+        process.stop()
