@@ -22,15 +22,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from redis import Redis
 
 from .aggregate import Ledger, format_id, parse_id
-from .config import Settings
 from .drainlog import last_drain_of
 from .errors import TrackerError
 from .models import StreamOffset, database_errors
+from .queue_probe import DeadLetterProbe, DeadLetterQueue
 from .streams import Layout, Shard, redis_errors
 
 log = logging.getLogger(__name__)
-
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 @dataclass
@@ -55,52 +53,20 @@ class ShardStatus:
 
 
 @dataclass
-class DeadLetterQueue:
-    """Dramatiq's dead-letter queue of the tracker's actors (a sorted set in the Redis broker)."""
-
-    key: str
-    messages: int
-
-
-@dataclass
 class Status:
     at_ms: int
     shards: list[ShardStatus]
-    dead_letter_queue: DeadLetterQueue | None  # None: the broker is not a Redis we can read
+    dead_letter_queue: DeadLetterQueue | None  # None: not asked for, or a broker we cannot read
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-class BrokerDeadLetters:
-    """Reads the size of the Redis broker's dead-letter queue `<namespace>:<queue>.XQ`."""
-
-    def __init__(self, client: Redis, namespace: str, queue: str):
-        self.client = client
-        self.key = f"{namespace}:{queue}.XQ"
-
-    def read(self) -> DeadLetterQueue:
-        with redis_errors():
-            return DeadLetterQueue(self.key, self.client.zcard(self.key))
-
-
-def broker_dead_letters(settings: Settings, client: Redis, client_url: str) -> BrokerDeadLetters | None:
-    """The broker's dead-letter queue: on `client` (whose URL is `client_url`) when the broker is
-    the event Redis, on a client of its own when it is another Redis; None when it is not Redis."""
-    url = settings.broker_url
-    if url and not url.startswith(REDIS_SCHEMES):
-        return None
-    if url and url != client_url:
-        timeout = settings.health_timeout_ms / 1000
-        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-    return BrokerDeadLetters(client, settings.broker_namespace, settings.queue_name)
 
 
 class StatusReader:
     """Reads the state of every shard of `layout`."""
 
     def __init__(self, client: Redis, db: peewee.Database, layout: Layout,
-                 dead_letters: BrokerDeadLetters | None = None, clock: Callable[[], float] = time.time):
+                 dead_letters: DeadLetterProbe | None = None, clock: Callable[[], float] = time.time):
         self.client = client
         self.db = db
         self.layout = layout
@@ -294,6 +260,6 @@ def _shard_families(status: Status):
     for shard in status.shards:
         applied.add_metric([shard.stream, shard.kind], shard.applied)
     yield applied
-    if status.dead_letter_queue is not None:
+    if status.dead_letter_queue is not None and status.dead_letter_queue.messages is not None:
         yield _gauge("tracker_dramatiq_dead_letters", "Messages in Dramatiq's dead-letter queue (retries exhausted).",
                      ["queue"], [((status.dead_letter_queue.key,), status.dead_letter_queue.messages)])

@@ -46,7 +46,8 @@ class WorkerMetricsMiddleware(dramatiq.Middleware):
 
     def after_process_boot(self, broker):
         # Only Dramatiq's CLI emits process_boot: this is a worker process among --processes N.
-        use_directory(run_directory(self.settings, ROLE, os.getppid()))
+        if self.settings.worker_metrics_port:
+            use_directory(run_directory(self.settings, ROLE, os.getppid()))
 
 
 def serve_worker_metrics() -> int:

@@ -177,7 +177,7 @@ def test_metrics_after_real_traffic_and_a_real_drain(observed, mysql_db, tmp_pat
         assert (row["length"], row["lag"], row["pending"], row["applied"], row["dead_letters"]) == (n, 0, 0, n, 0)
         assert row["oldest_pending_age_ms"] is None and row["committed_id"] != "0-0"
         assert row["last_drain_result"] in ("ok", "handed_over") and 0 <= row["last_drain_age_ms"] < 120_000
-    assert status["dead_letter_queue"] == {"key": f"{namespace}:tracker.XQ", "messages": 0}
+    assert status["dead_letter_queue"] == {"key": f"{namespace}:tracker.XQ", "messages": 0, "error": None}
     table = subprocess.run([TRACKER, "status"], env=env, check=True, capture_output=True, text=True).stdout
     assert "last drain" in table.splitlines()[0]
     assert re.search(r"  (running for \S+|\S+ ago)  ", table.splitlines()[1]), table  # ages in words

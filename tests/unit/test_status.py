@@ -16,7 +16,8 @@ from tracker.drainlog import DrainLog
 from tracker.errors import StreamUnavailable
 from tracker.events import CLICK, IMPRESSION
 from tracker.metrics import Metrics
-from tracker.status import BrokerDeadLetters, CachedStatus, StatusReader
+from tracker.queue_probe import DeadLetterProbe, RedisDeadLetters
+from tracker.status import CachedStatus, StatusReader
 from tracker.streams import DRAIN_CONSUMER, Layout, Producer, ensure_groups
 
 TS = 1_795_500_000
@@ -48,7 +49,7 @@ def test_reader_reports_every_shard_exactly(redis_client, database, layout):
     now_s = parse_id(ids[10])[0] / 1000 + 60
 
     # When
-    status = StatusReader(redis_client, database, layout, BrokerDeadLetters(redis_client, "dramatiq", "tracker"),
+    status = StatusReader(redis_client, database, layout, DeadLetterProbe(RedisDeadLetters(redis_client, "dramatiq", "tracker")),
                           clock=lambda: now_s).read()
 
     # Then
@@ -142,7 +143,7 @@ def test_status_table_shows_ages_last_drain_and_dead_letters(fake_redis, sqlite_
     fake_redis.xreadgroup("impression_group", DRAIN_CONSUMER, {"impressions_stream": ">"})
     DrainLog(fake_redis, Metrics(), clock=lambda: entry_ms / 1000 + 10).finished(
         layout.shards(IMPRESSION)[0], DrainReport("impressions_stream", lost_lease=True), 1.0)
-    status = StatusReader(fake_redis, db, layout, BrokerDeadLetters(fake_redis, "dramatiq", "tracker"),
+    status = StatusReader(fake_redis, db, layout, DeadLetterProbe(RedisDeadLetters(fake_redis, "dramatiq", "tracker")),
                           clock=lambda: entry_ms / 1000 + 75).read()
 
     lines = format_status(status).splitlines()

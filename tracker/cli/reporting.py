@@ -9,7 +9,8 @@ import json
 from ..config import Settings
 from ..reports import DEFAULT_ADS, Query, Reports
 from ..runtime import Runtime
-from ..status import ShardStatus, Status, StatusReader, broker_dead_letters
+from ..queue_probe import dead_letter_probe
+from ..status import ShardStatus, Status, StatusReader
 
 
 def register(subparsers) -> None:
@@ -59,7 +60,8 @@ def format_report(report: dict) -> str:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     runtime = Runtime(settings)
-    status = StatusReader(runtime.redis, runtime.database, runtime.layout, broker_dead_letters(settings, runtime.redis, runtime.redis_url)).read()
+    probe = dead_letter_probe(settings, runtime.redis, runtime.redis_url)
+    status = StatusReader(runtime.redis, runtime.database, runtime.layout, probe).read()
     if args.json:
         print(json.dumps(status.as_dict(), indent=2))
     else:
@@ -89,7 +91,9 @@ def format_status(status: Status) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headings)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [headings, *rows]]
     dlq = status.dead_letter_queue
-    if dlq is not None:
+    if dlq is not None and dlq.messages is None:
+        lines.append(f"\ndramatiq dead-letter queue {dlq.key}: cannot tell ({dlq.error})")
+    elif dlq is not None:
         lines.append(f"\ndramatiq dead-letter queue {dlq.key}: {dlq.messages} message{'s' * (dlq.messages != 1)}")
     return "\n".join(lines)
 

@@ -17,7 +17,8 @@ from bottle import Bottle, HTTPResponse
 from ..health import Readiness, check_database, check_redis, readiness_report
 from ..metrics import CONTENT_TYPE, Metrics, exposition
 from ..runtime import Runtime
-from ..status import CachedStatus, StatusCollector, StatusReader, broker_dead_letters
+from ..queue_probe import dead_letter_probe
+from ..status import CachedStatus, StatusCollector, StatusReader
 from .responses import NO_STORE, json_response
 
 
@@ -31,7 +32,8 @@ class Monitoring:
     def of(cls, runtime: Runtime) -> Monitoring:
         """The probes of `runtime`: bounded clients of their own, so a slow backend never blocks a scrape for long."""
         settings = runtime.settings
-        reader = StatusReader(runtime.probe_redis, runtime.probe_database, runtime.layout, broker_dead_letters(settings, runtime.probe_redis, runtime.redis_url))
+        probe = dead_letter_probe(settings, runtime.probe_redis, runtime.redis_url)
+        reader = StatusReader(runtime.probe_redis, runtime.probe_database, runtime.layout, probe)
         readiness = Readiness({"redis": lambda: check_redis(runtime.probe_redis),
                                "database": lambda: check_database(runtime.probe_database)})
         return cls(runtime.metrics, CachedStatus(reader, settings.metrics_cache_ms), readiness)
