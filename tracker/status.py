@@ -1,9 +1,9 @@
 """The state of each stream shard, from Redis and the database: `tracker status` and /metrics.
 
 One reading costs one pipelined Redis round trip for all shards (XLEN, XINFO GROUPS,
-XPENDING, the dead-letter stream's XLEN and the last-drain mark of each), one ZCARD on the
-Dramatiq broker for its dead-letter queue, and one query of `stream_offsets`, whatever the
-number of shards. `CachedStatus` shares a reading between the scrapes of a short interval, so
+XPENDING, the dead-letter stream's XLEN and the last-drain mark of each), one query of
+`stream_offsets`, whatever the number of shards, and one look at the Dramatiq broker's
+dead-letter queue (tracker.queue_probe). `CachedStatus` shares a reading between the scrapes of a short interval, so
 a burst of scrapes costs one reading.
 """
 
@@ -13,7 +13,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import peewee
@@ -63,19 +63,19 @@ class Status:
 
 
 class StatusReader:
-    """Reads the state of every shard of `layout`."""
+    """Reads the state of `shards` (usually `layout.shards()`: all of them)."""
 
-    def __init__(self, client: Redis, db: peewee.Database, layout: Layout,
+    def __init__(self, client: Redis, db: peewee.Database, shards: Sequence[Shard],
                  dead_letters: DeadLetterProbe | None = None, clock: Callable[[], float] = time.time):
         self.client = client
         self.db = db
-        self.layout = layout
+        self.shards = tuple(shards)
         self.dead_letters = dead_letters
         self.clock = clock
 
     def read(self) -> Status:
         """Raises StreamUnavailable or StorageError when Redis or the database cannot answer."""
-        shards = self.layout.shards()
+        shards = self.shards
         redis_replies = self._redis_replies(shards)
         offsets = self._offsets([s.key for s in shards])
         now_ms = int(self.clock() * 1000)
@@ -95,9 +95,9 @@ class StatusReader:
                 pipe.xlen(shard.dead_key)
                 pipe.hgetall(shard.last_drain_key)
             replies = pipe.execute(raise_on_error=False)
-        for reply in replies:
-            if isinstance(reply, (redis.ConnectionError, redis.TimeoutError)):
-                raise reply
+            for reply in replies:
+                if isinstance(reply, (redis.ConnectionError, redis.TimeoutError)):
+                    raise reply
         return [replies[i:i + per_shard] for i in range(0, len(replies), per_shard)]
 
     def _offsets(self, streams: list[str]) -> dict[str, StreamOffset]:
@@ -182,19 +182,11 @@ class CachedStatus:
 def shard_status(client: Redis, ledger: Ledger, shard: Shard, now_ms: int | None = None) -> ShardStatus:
     """The state of one shard (see StatusReader for all of them at once)."""
     clock = time.time if now_ms is None else (lambda: now_ms / 1000)
-    return StatusReader(client, ledger.db, _OneShard(shard), clock=clock).read().shards[0]
+    return StatusReader(client, ledger.db, [shard], clock=clock).read().shards[0]
 
 
 def all_status(client: Redis, ledger: Ledger, layout: Layout) -> list[ShardStatus]:
-    return StatusReader(client, ledger.db, layout).read().shards
-
-
-class _OneShard:
-    def __init__(self, shard: Shard):
-        self._shard = shard
-
-    def shards(self) -> tuple[Shard, ...]:
-        return (self._shard,)
+    return StatusReader(client, ledger.db, layout.shards()).read().shards
 
 
 

@@ -49,7 +49,7 @@ def test_reader_reports_every_shard_exactly(redis_client, database, layout):
     now_s = parse_id(ids[10])[0] / 1000 + 60
 
     # When
-    status = StatusReader(redis_client, database, layout, DeadLetterProbe(RedisDeadLetters(redis_client, "dramatiq", "tracker")),
+    status = StatusReader(redis_client, database, layout.shards(), DeadLetterProbe(RedisDeadLetters(redis_client, "dramatiq", "tracker")),
                           clock=lambda: now_s).read()
 
     # Then
@@ -74,7 +74,7 @@ def test_reader_reports_every_shard_exactly(redis_client, database, layout):
 
 
 def test_reader_copes_with_streams_that_do_not_exist_yet(redis_client, database, layout):
-    status = StatusReader(redis_client, database, layout).read()
+    status = StatusReader(redis_client, database, layout.shards()).read()
     assert [(r.length, r.lag, r.pending, r.applied, r.committed_id) for r in status.shards] == [(0, None, 0, 0, "0-0")] * 4
     assert status.dead_letter_queue is None
 
@@ -143,7 +143,7 @@ def test_status_table_shows_ages_last_drain_and_dead_letters(fake_redis, sqlite_
     fake_redis.xreadgroup("impression_group", DRAIN_CONSUMER, {"impressions_stream": ">"})
     DrainLog(fake_redis, Metrics(), clock=lambda: entry_ms / 1000 + 10).finished(
         layout.shards(IMPRESSION)[0], DrainReport("impressions_stream", lost_lease=True), 1.0)
-    status = StatusReader(fake_redis, db, layout, DeadLetterProbe(RedisDeadLetters(fake_redis, "dramatiq", "tracker")),
+    status = StatusReader(fake_redis, db, layout.shards(), DeadLetterProbe(RedisDeadLetters(fake_redis, "dramatiq", "tracker")),
                           clock=lambda: entry_ms / 1000 + 75).read()
 
     lines = format_status(status).splitlines()
@@ -160,7 +160,7 @@ def test_status_table_shows_ages_last_drain_and_dead_letters(fake_redis, sqlite_
 
     # a drain that began and has not ended (running, or killed mid-run) shows how long ago it began
     DrainLog(fake_redis, Metrics(), clock=lambda: entry_ms / 1000 + 70).started(layout.shards(IMPRESSION)[0])
-    status = StatusReader(fake_redis, db, layout, clock=lambda: entry_ms / 1000 + 75).read()
+    status = StatusReader(fake_redis, db, layout.shards(), clock=lambda: entry_ms / 1000 + 75).read()
     assert status.shards[0].drain_running and status.shards[0].last_drain_age_ms == 5000
     assert "running for 5.0s" in format_status(status).splitlines()[1]
     assert lines[-1] == "dramatiq dead-letter queue dramatiq:tracker.XQ: 0 messages"

@@ -61,7 +61,7 @@ def format_report(report: dict) -> str:
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     runtime = Runtime(settings)
     probe = dead_letter_probe(settings, runtime.redis, runtime.redis_url)
-    status = StatusReader(runtime.redis, runtime.database, runtime.layout, probe).read()
+    status = StatusReader(runtime.redis, runtime.database, runtime.layout.shards(), probe).read()
     if args.json:
         print(json.dumps(status.as_dict(), indent=2))
     else:

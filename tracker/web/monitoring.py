@@ -33,7 +33,7 @@ class Monitoring:
         """The probes of `runtime`: bounded clients of their own, so a slow backend never blocks a scrape for long."""
         settings = runtime.settings
         probe = dead_letter_probe(settings, runtime.probe_redis, runtime.redis_url)
-        reader = StatusReader(runtime.probe_redis, runtime.probe_database, runtime.layout, probe)
+        reader = StatusReader(runtime.probe_redis, runtime.probe_database, runtime.layout.shards(), probe)
         readiness = Readiness({"redis": lambda: check_redis(runtime.probe_redis),
                                "database": lambda: check_database(runtime.probe_database)})
         return cls(runtime.metrics, CachedStatus(reader, settings.metrics_cache_ms), readiness)
