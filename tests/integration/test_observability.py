@@ -8,8 +8,11 @@ was sent, per kind and per shard.
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import shutil
+import signal
 import subprocess
 import time
 import urllib.error
@@ -20,8 +23,10 @@ from pathlib import Path
 
 import pytest
 import redis
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from tests.integration.conftest import totals
+from tests.integration.test_serve_processes import children_of
 from tests.processes import DRAMATIQ, TRACKER, Process, free_port, http_ok, tracker_env, wait_until
 from tests.unit.test_metrics import samples, value
 from tracker.embedded import EmbeddedRedis
@@ -53,6 +58,15 @@ def start_web(env: dict, log_path: Path, port: int, processes: int = 1) -> Proce
     wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz") or not process.alive, 30, message="the web server")
     assert process.alive, process.log()
     return process
+
+
+def accepted_in(counter_file: Path, tmp_path: Path) -> float:
+    """The events one web process accepted, from its own multiprocess file alone."""
+    alone = tmp_path / f"alone-{counter_file.stem}"
+    alone.mkdir()
+    shutil.copy(counter_file, alone)
+    families = MultiProcessCollector(None, path=str(alone)).collect()
+    return sum(s.value for f in families for s in f.samples if s.name == "tracker_events_accepted_total")
 
 
 def json_lines(log: str, allowed_text=()) -> list[dict]:
@@ -124,7 +138,10 @@ def test_metrics_after_real_traffic_and_a_real_drain(observed, mysql_db, tmp_pat
 
     # The web processes: each scrape, whichever process answers it, shows the sum of both.
     runs = list((tmp_path / "metrics").glob("web-*"))
-    assert len(runs) == 1 and len(list(runs[0].glob("counter_*.db"))) == 2, "both web processes served traffic"
+    files = list(runs[0].glob("counter_*.db"))
+    assert len(runs) == 1 and len(files) == 2
+    shares = [accepted_in(f, tmp_path) for f in files]
+    assert all(shares) and sum(shares) == EVENTS, f"both web processes served traffic: {shares}"
     for _ in range(6):
         web_metrics = scrape(f"http://127.0.0.1:{web_port}/metrics")
         for kind, n in per_kind.items():
@@ -284,3 +301,27 @@ def test_tracker_run_serves_web_and_drain_metrics_from_its_one_process(tmp_path)
         assert value(metrics, "process_resident_memory_bytes") > 0
     finally:
         process.stop()
+
+
+def test_counts_of_a_web_process_that_died_stay_in_the_totals(tmp_path, real_redis_url, mysql_url):
+    port = free_port()
+    env = tracker_env(real_redis_url, mysql_url, metrics_dir=tmp_path / "metrics")
+    web = start_web(env, tmp_path / "web.log", port, processes=2)
+    try:
+        def send(n):
+            for i in range(n):
+                assert get(f"http://127.0.0.1:{port}/v1/impressions?ad_id={i + 1}")[0] == 200
+        send(40)
+        victim = children_of(web.popen.pid)[0]
+        run = next((tmp_path / "metrics").glob("web-*"))
+        assert accepted_in(run / f"counter_{victim}.db", tmp_path) > 0, "the victim served some of them"
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: len(children_of(web.popen.pid)) == 2 and victim not in children_of(web.popen.pid), 20,
+                   message="the killed web process to be replaced")
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), 20, message="serving again")
+        send(40)
+        metrics = scrape(f"http://127.0.0.1:{port}/metrics")
+        assert value(metrics, "tracker_events_accepted_total", kind="impression") == 80
+    finally:
+        web.stop()
+    assert not list((tmp_path / "metrics").iterdir()), "the run's metrics files are removed when it ends"
