@@ -63,9 +63,6 @@ BATCH_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 #: Entries per committed batch: TRACKER_BATCH_SIZE times TRACKER_READS_PER_COMMIT at most.
 BATCH_SIZE_BUCKETS = (1, 10, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000)
 
-#: Results of a drain message, the `result` label of tracker_drains_total.
-DRAIN_RESULTS = ("ok", "busy", "handed_over", "error")
-
 
 class Metrics:
     """The metrics of one process, and the small API the code updates them through.
