@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import logging
 import os
 import urllib.parse
 from collections.abc import Mapping
@@ -80,6 +81,16 @@ DEFAULT_TRIM_MAX_LEN = 0
 DEFAULT_TRIM_INTERVAL_MS = 60_000
 #: After an ingest Redis command timed out, answer 503 at once for this long before probing (ms; 0: off).
 DEFAULT_REDIS_BREAKER_MS = 1_000
+#: Log line formats: "text" (human) or "json" (one JSON object per line).
+LOG_FORMATS = ("text", "json")
+DEFAULT_LOG_FORMAT = "text"
+#: How long /metrics reuses the per-shard figures it read from Redis and the database (ms).
+DEFAULT_METRICS_CACHE_MS = 1_000
+#: Where a Dramatiq worker serves its processes' metrics (0 disables the server).
+DEFAULT_WORKER_METRICS_HOST = "127.0.0.1"
+DEFAULT_WORKER_METRICS_PORT = 9191
+#: Longest wait of /readyz (and of the /metrics shard figures) for Redis or the database (ms).
+DEFAULT_HEALTH_TIMEOUT_MS = 1_000
 
 
 @dataclass(frozen=True)
@@ -131,6 +142,12 @@ class Settings:
     admin_user: str = ""
     admin_password: str = ""
     redis_breaker_ms: int = DEFAULT_REDIS_BREAKER_MS
+    log_format: str = DEFAULT_LOG_FORMAT
+    metrics_dir: str = ""  # prometheus multiprocess files; empty: a directory under the system's temp dir
+    metrics_cache_ms: int = DEFAULT_METRICS_CACHE_MS
+    worker_metrics_host: str = DEFAULT_WORKER_METRICS_HOST
+    worker_metrics_port: int = DEFAULT_WORKER_METRICS_PORT
+    health_timeout_ms: int = DEFAULT_HEALTH_TIMEOUT_MS
 
     def __post_init__(self):
         self._check()
@@ -191,6 +208,7 @@ class Settings:
             raise ConfigurationError("set both TRACKER_ADMIN_USER and TRACKER_ADMIN_PASSWORD, or neither")
         if ":" in self.admin_user:
             raise ConfigurationError("TRACKER_ADMIN_USER cannot contain ':' (HTTP basic auth splits on it)")
+        self._check_observability()
         if any(c in self.namespace for c in "{}"):
             raise ConfigurationError("TRACKER_NAMESPACE cannot contain braces: they select Redis Cluster hash slots")
         try:
@@ -227,6 +245,16 @@ class Settings:
         """TRACKER_TRUSTED_PROXIES as networks (a bare IP is a network of one address)."""
         return tuple(ipaddress.ip_network(part.strip(), strict=False)
                      for part in self.trusted_proxies.split(",") if part.strip())
+
+    def _check_observability(self):
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigurationError(f"TRACKER_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}")
+        if not isinstance(logging.getLevelName(self.log_level.upper()), int):
+            raise ConfigurationError(f"TRACKER_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
+        if self.metrics_cache_ms < 0 or self.health_timeout_ms < 1:
+            raise ConfigurationError("TRACKER_METRICS_CACHE_MS cannot be negative, TRACKER_HEALTH_TIMEOUT_MS must be at least 1")
+        if not 0 <= self.worker_metrics_port <= 65535:
+            raise ConfigurationError(f"TRACKER_WORKER_METRICS_PORT must be a port number (0: off), got {self.worker_metrics_port}")
 
 
 def _convert(field: dataclasses.Field, raw: str):

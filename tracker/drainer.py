@@ -55,6 +55,7 @@ class DrainReport:
     commits: int = 0
     offset: StreamId = (0, 0)
     batch_sizes: list[int] = field(default_factory=list)
+    batch_seconds: list[float] = field(default_factory=list)  # per batch: its reads, commit and XACK
 
 
 @dataclass
@@ -100,9 +101,11 @@ class Drainer:
         deadline = self.clock() + self.settings.drain_budget_ms / 1000
         cursor: bytes | str = PENDING_FROM_START
         while True:
+            started = self.clock()
             batch = self._gather(shard, lease, cursor, report)
             if batch.entries:
                 self._apply(shard, lease, token, batch.entries, report)
+                report.batch_seconds.append(self.clock() - started)
             if cursor != NEW_ENTRIES:
                 if not batch.full:
                     cursor = NEW_ENTRIES  # the pending list is done: on to new entries

@@ -37,6 +37,10 @@ class LeaseLost(StreamError):
     """This drainer no longer holds its shard's lease; another one took over."""
 
 
+class BrokerUnavailable(TrackerError):
+    """The Dramatiq broker (Redis or RabbitMQ) cannot be reached or refused a request."""
+
+
 class StorageError(TrackerError):
     """Something went wrong talking to the database."""
 

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 from .breaker import Breaker
 from .filtered import FilteredCounts
+from .metrics import Metrics
 from .ratelimit import RateLimiter
 from .streams import NewEvent, Producer, Stored, execute, redis_errors
 
@@ -53,13 +54,15 @@ class Intake:
     """Records requests' events: rate limit, filtered counters and storage, in one round trip."""
 
     def __init__(self, producer: Producer, counts: FilteredCounts, tz: ZoneInfo,
-                 limiter: RateLimiter | None = None, clock=time.time, breaker: Breaker | None = None):
+                 limiter: RateLimiter | None = None, clock=time.time, breaker: Breaker | None = None,
+                 metrics: Metrics | None = None):
         self.producer = producer
         self.counts = counts
         self.tz = tz
         self.limiter = limiter
         self.clock = clock
         self.breaker = breaker
+        self.metrics = metrics
 
     def record(self, events: list[NewEvent], visitor: Visitor) -> Outcome:
         """Store `events`, or count them as filtered. Raises RateLimited or StreamUnavailable.
@@ -67,8 +70,20 @@ class Intake:
         With a breaker, a Redis that recently timed out is not even asked: StreamUnavailable at once.
         """
         if self.breaker is None:
-            return self._record(events, visitor)
-        return self.breaker.call(self._record, events, visitor)
+            outcome = self._record(events, visitor)
+        else:
+            outcome = self.breaker.call(self._record, events, visitor)
+        if self.metrics is not None:
+            self._count(events, outcome)
+        return outcome
+
+    def _count(self, events: list[NewEvent], outcome: Outcome) -> None:
+        """Accepted, deduplicated or filtered, per event kind (rejections are counted by the routes)."""
+        if outcome.filtered is not None:
+            for (kind, reason), n in filtered_tally(events, outcome.filtered).items():
+                self.metrics.filtered(kind, reason, n)
+        else:
+            self.metrics.stored([event.kind for event in events], outcome.stored)
 
     def _record(self, events: list[NewEvent], visitor: Visitor) -> Outcome:
         limiting = self.limiter is not None and visitor.client_ip is not None

@@ -98,16 +98,20 @@ def write_transaction(db: peewee.Database):
     return db.atomic() if is_mysql(db) else db.atomic("IMMEDIATE")
 
 
-def connect(url: str) -> peewee.Database:
+def connect(url: str, timeout_s: float | None = None) -> peewee.Database:
     """A Peewee database for `url`: mysql:// (or mariadb://) through pymysql, or sqlite:///path.
 
-    The connection itself opens lazily, per thread, on first use.
+    The connection itself opens lazily, per thread, on first use. With `timeout_s`, a MariaDB
+    connect, read or write gives up after that many seconds (probes: /readyz, /metrics).
     """
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme in ("mariadb", "mysql+pymysql"):
         url = "mysql" + url[len(scheme):]
         scheme = "mysql"
     if scheme == "mysql":
+        if timeout_s is not None:
+            return db_url.connect(url, charset="utf8mb4", connect_timeout=timeout_s, read_timeout=timeout_s,
+                                  write_timeout=timeout_s)
         return db_url.connect(url, charset="utf8mb4", connect_timeout=CONNECT_TIMEOUT_S)
     if scheme == "sqlite":
         path = urllib.parse.urlsplit(url).path

@@ -14,7 +14,9 @@ import redis
 from .aggregate import Ledger
 from .config import Settings
 from .drainer import Drainer
+from .drainlog import DrainLog
 from .embedded import running_url
+from .metrics import Metrics, process_metrics
 from .models import connect
 from .streams import Layout, Producer, ShardReader
 
@@ -22,6 +24,8 @@ from .streams import Layout, Producer, ShardReader
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 #: Extra seconds a drain-side Redis command may take beyond its blocking wait.
 BLOCKING_MARGIN_S = 5
+#: Connections of the probes' Redis pool (per process).
+PROBE_CONNECTIONS = 4
 
 
 class Runtime:
@@ -61,6 +65,29 @@ class Runtime:
         return redis.Redis(connection_pool=pool)
 
     @functools.cached_property
+    def probe_redis(self) -> redis.Redis:
+        """For health and status probes: every wait bounded by TRACKER_HEALTH_TIMEOUT_MS, few connections."""
+        timeout = self.settings.health_timeout_ms / 1000
+        pool = redis.BlockingConnectionPool.from_url(
+            self.redis_url, max_connections=PROBE_CONNECTIONS, timeout=timeout, socket_timeout=timeout,
+            socket_connect_timeout=timeout, health_check_interval=30,
+        )
+        return redis.Redis(connection_pool=pool)
+
+    @functools.cached_property
+    def probe_database(self) -> peewee.Database:
+        """For health and status probes: a connection per probe, every wait bounded likewise."""
+        return connect(self.settings.effective_database_url, timeout_s=self.settings.health_timeout_ms / 1000)
+
+    @functools.cached_property
+    def metrics(self) -> Metrics:
+        return process_metrics()
+
+    @functools.cached_property
+    def drain_log(self) -> DrainLog:
+        return DrainLog(self.redis, self.metrics)
+
+    @functools.cached_property
     def database(self) -> peewee.Database:
         return connect(self.settings.effective_database_url)
 
@@ -82,12 +109,13 @@ class Runtime:
 
     def close(self) -> None:
         """Close whatever was opened."""
-        for name in ("redis", "ingest_redis"):
+        for name in ("redis", "ingest_redis", "probe_redis"):
             client = self.__dict__.pop(name, None)
             if client is not None:
                 client.connection_pool.disconnect()
-        db = self.__dict__.pop("database", None)
-        if db is not None and not db.is_closed():
-            db.close()
-        for name in ("ledger", "reader", "drainer", "producer"):
+        for name in ("database", "probe_database"):
+            db = self.__dict__.pop(name, None)
+            if db is not None and not db.is_closed():
+                db.close()
+        for name in ("ledger", "reader", "drainer", "producer", "drain_log"):
             self.__dict__.pop(name, None)

@@ -9,6 +9,7 @@ Key layout (NS is the optional namespace prefix, empty by default; S is a shard'
     {S}:dead                         dead-letter stream of S: entries that cannot be counted
     {S}:trimmed-to                   highest XTRIM MINID used on S: every entry at or above it is still in S
     {S}:seen:<event_id>              dedupe: the entry ID an event id was stored as, PX window
+    {S}:last-drain                   hash: when and how the last drain of S ended (tracker.drainlog)
     NS tracker:tick-leader           the scheduler's leader lock (one tick sender)
 
 Consumer groups: `impression_group` / `click_group` on every shard of the kind, created at
@@ -136,6 +137,10 @@ class Shard:
     @property
     def trimmed_to_key(self) -> str:
         return self.aux("trimmed-to")
+
+    @property
+    def last_drain_key(self) -> str:
+        return self.aux("last-drain")
 
 
 class Layout:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
@@ -21,13 +22,16 @@ from .config import Settings
 from .errors import DatabaseUnavailable, StreamUnavailable
 from .events import kind_named
 from .retention import Trimmer
+from .logs import configure_logging
 from .runtime import Runtime
 from .scheduler import DrainFlags, Periodic, Scheduler, SchedulerMiddleware
 from .streams import Shard
+from .worker_metrics import WorkerMetricsMiddleware
 
 log = logging.getLogger(__name__)
 
 settings = Settings.from_env()
+configure_logging(settings)  # Dramatiq's CLI configured logging its own way before importing us
 broker = build_broker(settings)
 dramatiq.set_broker(broker)
 runtime = Runtime(settings)
@@ -55,14 +59,16 @@ def drain(kind: str, shard: int) -> None:
     """Drain one shard. Safe to run twice at once (the lease admits one) and to retry."""
     target = runtime.layout.shard(kind_named(kind), shard)
     flags = drain_flags()
+    runtime.drain_log.started(target)
+    started = time.monotonic()
     try:
         report = runtime.drainer.drain(target, keep_alive=lambda: flags.refresh(target), stopping=stopping.is_set)
-    except Exception:
+    except Exception as e:
+        runtime.drain_log.failed(target, time.monotonic() - started, e)
         _hold_flag_for_retry(flags, target)
         raise
     flags.clear(target)
-    if report.entries or report.dead:
-        log.debug("drained %s: %s", target.key, report)
+    runtime.drain_log.finished(target, report, time.monotonic() - started)
 
 
 def _hold_flag_for_retry(flags: DrainFlags, shard: Shard) -> None:
@@ -119,3 +125,4 @@ class StopDrains(dramatiq.Middleware):
 
 broker.add_middleware(StopDrains())
 broker.add_middleware(SchedulerMiddleware(make_scheduler, settings.tick_interval_ms))
+broker.add_middleware(WorkerMetricsMiddleware(settings))

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from .. import __version__
 from ..config import Settings
 from ..errors import ConfigurationError, TrackerError
+from ..logs import configure_logging
 from . import deadletters, publishing, replay, reporting, runner
 
 #: Modules whose register(subparsers) adds subcommands, in help order.
 MODULES = (runner, reporting, publishing, replay, deadletters)
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-        logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+        configure_logging(settings)
         return args.func(args, settings) or 0
     except ConfigurationError as e:
         print(f"tracker: configuration error: {e}", file=sys.stderr)

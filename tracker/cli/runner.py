@@ -9,6 +9,7 @@ import os
 from ..config import Settings
 from ..embedded import EmbeddedRedis
 from ..local_secret import local_click_secret
+from ..metrics import shared_metrics
 from ..models import create_tables
 from ..runtime import Runtime
 from ..server import create_server, serve_forever, serve_processes
@@ -56,7 +57,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     settings = _web_settings(args, settings)
     if settings.web_processes > 1:
-        serve_processes(lambda: create_app(Runtime(settings)), settings, settings.web_processes)
+        with shared_metrics(settings, "web"):  # a scrape of any process sums them all
+            serve_processes(lambda: create_app(Runtime(settings)), settings, settings.web_processes)
         return 0
     runtime = Runtime(settings)
     serve_forever(create_server(create_app(runtime), settings))

@@ -12,6 +12,7 @@ from ..runtime import Runtime
 from .admin import protect_admin
 from .bulkhead import Bulkhead
 from .dashboard import mount_dashboard
+from .monitoring import Monitoring
 from .pages import Pages
 from .responses import JSON_HEADERS, dumps
 from .stats import StatsApi
@@ -53,4 +54,5 @@ def create_app(runtime: Runtime) -> Bottle:
     Pages(settings.click_secret, settings.public_url).register(app)
     if protect_admin(app, settings):
         mount_dashboard(app, settings)
+    Monitoring.of(runtime).register(app)
     return app

@@ -21,6 +21,7 @@ from bottle import Bottle, request
 from ..errors import InvalidEvent, RateLimited, StreamUnavailable
 from ..events import CLICK, IMPRESSION, INVALID_AD_ID, MAX_AD_ID, Kind, parse_ad_id, parse_event_id
 from ..intake import Intake
+from ..logs import Throttled
 from ..streams import NewEvent
 from .refusals import too_many_requests, unavailable
 from .responses import NO_STORE, ApiError, json_response, preflight_response
@@ -35,6 +36,8 @@ AD_ID_DETAIL = f"ad_id must be a whole number from 1 to {MAX_AD_ID}"
 JSON_TYPES = ("application/json", "text/plain")
 FORM_TYPE = "application/x-www-form-urlencoded"
 MULTIPART_TYPE = "multipart/form-data"
+#: Seconds between two log lines about refused events (the count in between is logged).
+REFUSAL_LOG_INTERVAL_S = 10
 
 
 def read_body(max_bytes: int) -> bytes:
@@ -129,6 +132,7 @@ class Ingest:
         self.max_body_bytes = max_body_bytes
         self.retry_after_s = retry_after_s
         self.pixel = pixel  # answers GET /track_impression.php?format=gif (tracker/web/pixel.py)
+        self.refusals = Throttled(log, REFUSAL_LOG_INTERVAL_S)  # "Redis is down" once in a while, not per request
 
     def register(self, app: Bottle) -> None:
         for kind, paths in ROUTES.items():
@@ -159,7 +163,7 @@ class Ingest:
         except RateLimited as e:
             raise too_many_requests(e) from None
         except StreamUnavailable as e:
-            log.warning("refused a %s: %s", kind.name, e)
+            self.refusals.warning("refused a %s: %s", kind.name, e)
             raise unavailable(self.retry_after_s) from None
         return json_response(success(ad_id, ts, outcome), 200, NO_STORE)
 

@@ -14,6 +14,8 @@ CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
     "Access-Control-Allow-Headers": "Content-Type",
+    # lets tracker.js on a publisher's page read how long to wait after a 429 or 503
+    "Access-Control-Expose-Headers": "Retry-After",
 }
 JSON_HEADERS = {"Content-Type": "application/json", **CORS_HEADERS}
 #: Tracking answers must never be served from a cache: each request is an event.

@@ -18,11 +18,21 @@ from ..runtime import Runtime
 from ..signing import ClickSigner
 from .batch import BatchApi
 from .filtered import FilteredApi
-from .ingest import Ingest
+from .ingest import ROUTES, Ingest
+from .instrument import IngestInstrument
 from .links import LinkApi
 from .pixel import Pixel
 from .redirect import Redirect
 from .visitors import TrustedProxies, Visitors
+
+
+#: The tracking routes whose time and refusals /metrics reports, with the kind of event each takes.
+TRACKING_ROUTES = {
+    **{path: kind.name for kind, paths in ROUTES.items() for path in paths},
+    "/v1/events": "batch",
+    "/i.gif": "impression",
+    "/c": "click",
+}
 
 
 def build_intake(runtime: Runtime) -> Intake:
@@ -32,7 +42,7 @@ def build_intake(runtime: Runtime) -> Intake:
         limiter = RateLimiter(client, settings.rate_limit, settings.rate_limit_window_ms, settings.ip_hash_key,
                               settings.namespace)
     return Intake(runtime.producer, FilteredCounts(client, settings.namespace), settings.tz, limiter,
-                  breaker=Breaker(settings.redis_breaker_ms))
+                  breaker=Breaker(settings.redis_breaker_ms), metrics=runtime.metrics)
 
 
 def register_tracking(app: Bottle, runtime: Runtime) -> None:
@@ -52,3 +62,4 @@ def register_tracking(app: Bottle, runtime: Runtime) -> None:
     LinkApi(signer, settings.link_api_token, settings.public_url, settings.max_body_bytes,
             settings.batch_max_events).register(app)
     FilteredApi(intake.counts, settings.tz, settings.timezone).register(app)
+    app.install(IngestInstrument(runtime.metrics, TRACKING_ROUTES))
