@@ -26,6 +26,7 @@ from playhouse import db_url
 
 from .errors import ConfigurationError, DatabaseUnavailable, StorageError
 from .events import CLICK, IMPRESSION, Kind
+from .urls import check_mysql_query
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,9 @@ def connect(url: str) -> peewee.Database:
         url = "mysql" + url[len(scheme):]
         scheme = "mysql"
     if scheme == "mysql":
-        return db_url.connect(url, charset="utf8mb4", connect_timeout=CONNECT_TIMEOUT_S)
+        check_mysql_query(url)  # TLS and other pymysql options ride in the query (tracker/urls.py)
+        return db_url.connect(url, unquote_password=True, unquote_user=True, charset="utf8mb4",
+                              connect_timeout=CONNECT_TIMEOUT_S)
     if scheme == "sqlite":
         path = urllib.parse.urlsplit(url).path
         if path not in ("", "/:memory:"):

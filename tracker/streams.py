@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import redis
 from redis import Redis
 
+from .cluster import call_script
 from .errors import LeaseLost, StreamUnavailable
 from .events import KINDS, Kind, encode_fields
 
@@ -42,13 +43,16 @@ DRAIN_CONSUMER = "tracker-drain"
 def redis_errors():
     """Translate redis-py's connection-level failures into StreamUnavailable.
 
-    Covers an unreachable or timed-out server, a server still loading its data, and a server
-    that refuses writes (out of memory under `noeviction`, or a read-only replica).
+    Covers an unreachable or timed-out server, a server still loading its data, a server
+    that refuses writes (out of memory under `noeviction`, or a read-only replica), and a
+    Redis Cluster that is down or does not cover a slot.
     """
     try:
         yield
     except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError) as e:
         raise StreamUnavailable(f"Redis unavailable: {e}") from e
+    except (redis.exceptions.ClusterError, redis.exceptions.SlotNotCoveredError) as e:
+        raise StreamUnavailable(f"Redis Cluster unavailable: {e}") from e
     except redis.ResponseError as e:
         if str(e).startswith(("OOM", "MISCONF", "READONLY", "LOADING", "MASTERDOWN")):
             raise StreamUnavailable(f"Redis refuses writes: {e}") from e
@@ -204,8 +208,8 @@ class Producer:
         if event.event_id is None:
             pipe.xadd(shard.key, encode_fields(event.ad_id, event.ts))
         else:
-            self._add_once(keys=[shard.key, shard.aux(f"seen:{event.event_id}")],
-                           args=[event.ad_id, event.ts, self.dedupe_window_ms], client=pipe)
+            call_script(self._add_once, [shard.key, shard.aux(f"seen:{event.event_id}")],
+                        [event.ad_id, event.ts, self.dedupe_window_ms], pipe)
 
 
 def _text(value) -> str:
