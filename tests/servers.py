@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
+import tempfile
 import urllib.parse
 from pathlib import Path
 
@@ -173,7 +174,9 @@ class TlsRedis:
                 "--requirepass", self.password, "--dir", str(self.root), "--save", "", "--appendonly", "no",
                 "--logfile", str(self.root / "redis.log")]
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(lambda: self._client().ping(), START_TIMEOUT_S, message="the TLS redis-server")
+        wait_until(lambda: self._ping() or self.process.poll() is not None, START_TIMEOUT_S,
+                   message="the TLS redis-server")
+        assert self.process.poll() is None, (self.root / "redis.log").read_text()
         return self
 
     def url(self, with_client_cert: bool = True) -> str:
@@ -182,11 +185,10 @@ class TlsRedis:
             query += f"&ssl_certfile={self.certs.client_cert}&ssl_keyfile={self.certs.client_key}"
         return f"rediss://:{_quote(self.password)}@127.0.0.1:{self.port}/0?{query}"
 
-    def _client(self):
-        try:
-            return redis.Redis.from_url(self.url(), socket_timeout=2)
-        except redis.ConnectionError:
-            return None
+    def _ping(self) -> bool:
+        with contextlib.suppress(redis.ConnectionError), redis.Redis.from_url(self.url(), socket_timeout=2) as client:
+            return client.ping()
+        return False
 
     def stop(self) -> None:
         _stop(self.process)
@@ -197,8 +199,10 @@ class TlsMariadb:
 
     MARIADBD = "/usr/sbin/mariadbd"
 
-    def __init__(self, root: Path, certs: Certificates, password: str):
-        self.root, self.certs, self.password = root, certs, password
+    def __init__(self, certs: Certificates, password: str):
+        # Not under pytest's temp dir: that is private to root, and mariadbd runs as `mysql`.
+        self.root = Path(tempfile.mkdtemp(prefix="tracker-tls-mariadb-"))
+        self.certs, self.password = certs, password
         self.port = free_port()
         self.process: subprocess.Popen | None = None
 
@@ -207,17 +211,21 @@ class TlsMariadb:
         return _missing(TlsMariadb.MARIADBD) or _missing("mariadb-install-db")
 
     def start(self) -> TlsMariadb:
+        self.root.chmod(0o755)
         data = self.root / "data"
-        data.mkdir(parents=True)
-        shutil.chown(self.root, "mysql", "mysql")
-        shutil.chown(data, "mysql", "mysql")
+        data.mkdir()
+        for path in (self.certs.ca, self.certs.server_cert, self.certs.server_key):
+            shutil.copy(path, self.root / path.name)
+        for path in (self.root, data, *self.root.glob("*.pem"), *self.root.glob("*.key")):
+            shutil.chown(path, "mysql", "mysql")
         subprocess.run(["mariadb-install-db", "--user=mysql", f"--datadir={data}", "--auth-root-authentication-method=normal",
                         "--skip-test-db"], check=True, capture_output=True, timeout=120)
         socket_path = self.root / "mysqld.sock"
         self.process = subprocess.Popen(
             [self.MARIADBD, "--no-defaults", "--user=mysql", f"--datadir={data}", f"--port={self.port}",
              "--bind-address=127.0.0.1", f"--socket={socket_path}", f"--pid-file={self.root / 'mysqld.pid'}",
-             f"--ssl-ca={self.certs.ca}", f"--ssl-cert={self.certs.server_cert}", f"--ssl-key={self.certs.server_key}",
+             f"--ssl-ca={self.root / self.certs.ca.name}", f"--ssl-cert={self.root / self.certs.server_cert.name}",
+             f"--ssl-key={self.root / self.certs.server_key.name}",
              "--skip-log-bin", "--innodb-buffer-pool-size=16M", f"--log-error={self.root / 'error.log'}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(lambda: self._root(socket_path), START_TIMEOUT_S, 0.25, "the TLS mariadbd")
@@ -238,4 +246,5 @@ class TlsMariadb:
 
     def stop(self) -> None:
         _stop(self.process, timeout=30)
+        shutil.rmtree(self.root, ignore_errors=True)
 
