@@ -248,3 +248,36 @@ class TlsMariadb:
         _stop(self.process, timeout=30)
         shutil.rmtree(self.root, ignore_errors=True)
 
+
+
+class AclRedis:
+    """A redis-server whose default user is off and whose `tracker` user has only `rules`."""
+
+    def __init__(self, root: Path, rules: str, password: str):
+        self.root, self.rules, self.password = root, rules, password
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> AclRedis:
+        self.root.mkdir(parents=True, exist_ok=True)
+        conf = self.root / "redis.conf"
+        conf.write_text(f"port {self.port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {self.root}\n"
+                        f"logfile {self.root / 'redis.log'}\nuser default off\n"
+                        f"user tracker on >{self.password} {self.rules}\n")
+        self.process = subprocess.Popen(["redis-server", str(conf)], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        wait_until(lambda: self._ping() or self.process.poll() is not None, START_TIMEOUT_S,
+                   message="the ACL redis-server")
+        assert self.process.poll() is None, (self.root / "redis.log").read_text()
+        return self
+
+    def url(self) -> str:
+        return f"redis://tracker:{_quote(self.password)}@127.0.0.1:{self.port}/0"
+
+    def _ping(self) -> bool:
+        with contextlib.suppress(redis.ConnectionError), redis.Redis.from_url(self.url(), socket_timeout=2) as client:
+            return client.ping()
+        return False
+
+    def stop(self) -> None:
+        _stop(self.process)
