@@ -94,7 +94,7 @@ def test_every_command_of_the_app_services_exists_in_the_image(compose, image, t
         assert result["tracker"].startswith(str(image.host(VENV))), result  # the installed package
         checked.append((name, what, result["detail"]))
     assert ("web", "command", "serve") in checked and ("init-db", "command", "init-db") in checked
-    assert ("worker", "command", ["tracker.tasks", 2, 4]) in checked
+    assert ("worker", "command", ["tracker.tasks", 2, 8]) in checked
 
 
 def test_the_web_processes_flag_is_what_serve_offers(image):
