@@ -82,6 +82,7 @@ class Ledger:
 
     def claim(self, stream: str) -> tuple[int, StreamId]:
         """Become the newest drainer of `stream`: bump its fence; return (token, committed offset)."""
+        self._ensure_offset_row(stream)
         with database_errors(self.db), self._transaction():
             row = self._locked_offset(stream)
             if row is None:
@@ -90,6 +91,16 @@ class Ledger:
             token = row.fence + 1
             StreamOffset.update(fence=token).where(StreamOffset.stream == stream).execute(self.db)
             return token, (row.last_ms, row.last_seq)
+
+    def _ensure_offset_row(self, stream: str) -> None:
+        """Create the stream's offsets row if missing, outside the claim's transaction.
+
+        On MariaDB, SELECT ... FOR UPDATE of a missing row locks the gap where it would go; two
+        first claims of different shards in one gap then deadlock on their INSERTs (seen with 8
+        shards claimed at once). With the row in place, the claim locks that row only.
+        """
+        with database_errors(self.db):
+            StreamOffset.insert(stream=stream).on_conflict_ignore().execute(self.db)
 
     def offset_row(self, stream: str) -> StreamOffset | None:
         """The offsets table's row of `stream` (None before its first drain)."""

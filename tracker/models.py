@@ -26,6 +26,7 @@ from playhouse import db_url
 
 from .errors import ConfigurationError, DatabaseUnavailable, RowRejected, StorageError
 from .events import CLICK, IMPRESSION, Kind
+from .urls import check_mysql_query
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +110,11 @@ def connect(url: str, timeout_s: float | None = None) -> peewee.Database:
         url = "mysql" + url[len(scheme):]
         scheme = "mysql"
     if scheme == "mysql":
-        if timeout_s is not None:
-            return db_url.connect(url, charset="utf8mb4", connect_timeout=timeout_s, read_timeout=timeout_s,
-                                  write_timeout=timeout_s)
-        return db_url.connect(url, charset="utf8mb4", connect_timeout=CONNECT_TIMEOUT_S)
+        check_mysql_query(url)  # TLS and other pymysql options ride in the query (tracker/urls.py)
+        timeouts = {"connect_timeout": CONNECT_TIMEOUT_S}
+        if timeout_s is not None:  # a bounded probe (/readyz, /metrics): every wait bounded
+            timeouts = {"connect_timeout": timeout_s, "read_timeout": timeout_s, "write_timeout": timeout_s}
+        return db_url.connect(url, unquote_password=True, unquote_user=True, charset="utf8mb4", **timeouts)
     if scheme == "sqlite":
         path = urllib.parse.urlsplit(url).path
         if path not in ("", "/:memory:"):

@@ -10,8 +10,10 @@ import functools
 
 import peewee
 import redis
+from redis.cluster import RedisCluster
 
 from .aggregate import Ledger
+from .cluster import cluster_client, is_cluster_url
 from .config import Settings
 from .drainer import Drainer
 from .drainlog import DrainLog
@@ -44,7 +46,8 @@ class Runtime:
     def redis(self) -> redis.Redis:
         """The drain and scheduler client: its timeout covers a blocking XREAD."""
         timeout = self.settings.redis_timeout_ms / 1000 + self.settings.drain_poll_ms / 1000 + BLOCKING_MARGIN_S
-        return redis.Redis.from_url(
+        connect = cluster_client if is_cluster_url(self.redis_url) else redis.Redis.from_url
+        return connect(
             self.redis_url, socket_timeout=timeout, health_check_interval=30,
             socket_connect_timeout=self.settings.redis_connect_timeout_ms / 1000,
         )
@@ -57,6 +60,10 @@ class Runtime:
         with 503 instead of queueing without limit.
         """
         timeout = self.settings.redis_timeout_ms / 1000
+        if is_cluster_url(self.redis_url):
+            return cluster_client(
+                self.redis_url, pool_timeout=timeout, max_connections=self.settings.web_threads * 2,
+                socket_timeout=timeout, socket_connect_timeout=self.settings.redis_connect_timeout_ms / 1000)
         pool = redis.BlockingConnectionPool.from_url(
             self.redis_url, max_connections=self.settings.web_threads * 2, timeout=timeout,
             socket_timeout=timeout, socket_connect_timeout=self.settings.redis_connect_timeout_ms / 1000,
@@ -111,7 +118,9 @@ class Runtime:
         """Close whatever was opened."""
         for name in ("redis", "ingest_redis", "probe_redis"):
             client = self.__dict__.pop(name, None)
-            if client is not None:
+            if isinstance(client, RedisCluster):
+                client.close()
+            elif client is not None:
                 client.connection_pool.disconnect()
         for name in ("database", "probe_database"):
             db = self.__dict__.pop(name, None)

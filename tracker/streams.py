@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import redis
 from redis import Redis
+from redis.cluster import ClusterPipeline
 
 from .config import DEFAULT_DEDUPE_WINDOW_MS
 from .errors import LeaseLost, StreamUnavailable
@@ -47,8 +48,9 @@ DRAIN_CONSUMER = "tracker-drain"
 def redis_errors():
     """Translate redis-py's connection-level failures into StreamUnavailable.
 
-    Covers an unreachable or timed-out server, a server still loading its data, and a server
-    that refuses writes (out of memory under `noeviction`, or a read-only replica).
+    Covers an unreachable or timed-out server, a server still loading its data, a server
+    that refuses writes (out of memory under `noeviction`, or a read-only replica), and a
+    Redis Cluster that is down or does not cover a slot.
     """
     try:
         yield
@@ -56,6 +58,8 @@ def redis_errors():
         raise StreamUnavailable(f"Redis unavailable: {e}") from e
     except redis.exceptions.OutOfMemoryError as e:  # redis-py drops the "OOM" code from the message
         raise StreamUnavailable(f"Redis refuses writes: out of memory: {e}") from e
+    except (redis.exceptions.ClusterError, redis.exceptions.SlotNotCoveredError) as e:
+        raise StreamUnavailable(f"Redis Cluster unavailable: {e}") from e
     except redis.ResponseError as e:
         # A pipeline prefixes its errors: "Command # 1 (XADD ...) of pipeline caused error: OOM ..."
         message = str(e).rpartition(" of pipeline caused error: ")[2]
@@ -72,8 +76,12 @@ def queue_script(pipe, script, keys: list, args: list) -> None:
     """Queue `script` (from register_script) on `pipe` as a plain EVALSHA.
 
     A pipeline holding Script objects makes redis-py send SCRIPT EXISTS first: a second round
-    trip every time. Queued by SHA, a pipeline run by `execute` is one round trip.
+    trip every time. Queued by SHA, a pipeline run by `execute` is one round trip. A Redis
+    Cluster pipeline gets the script's body instead (EVAL), so no node can lack it.
     """
+    if isinstance(pipe, ClusterPipeline):  # its evalsha()/eval() refuse; the EVAL command routes by key
+        pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
+        return
     _SCRIPT_BODIES[script.sha] = script.script
     pipe.evalsha(script.sha, len(keys), *keys, *args)
 
