@@ -42,15 +42,25 @@ class Runtime:
         """REDIS_URL; else the embedded Redis of a `tracker run` on this data directory; else localhost."""
         return self.settings.redis_url or running_url(self.settings.data_dir) or DEFAULT_REDIS_URL
 
+    def _client(self, timeout_s: float, connect_timeout_s: float, max_connections: int | None = None):
+        """A client of the event Redis (or Redis Cluster). With `max_connections`, its pool is
+        bounded and a caller waits at most `timeout_s` for a free connection."""
+        if is_cluster_url(self.redis_url):
+            bounded = {"max_connections": max_connections, "pool_timeout": timeout_s} if max_connections else {}
+            return cluster_client(self.redis_url, socket_timeout=timeout_s, socket_connect_timeout=connect_timeout_s,
+                                  **bounded)
+        options = {"socket_timeout": timeout_s, "socket_connect_timeout": connect_timeout_s, "health_check_interval": 30}
+        if not max_connections:
+            return redis.Redis.from_url(self.redis_url, **options)
+        pool = redis.BlockingConnectionPool.from_url(self.redis_url, max_connections=max_connections,
+                                                     timeout=timeout_s, **options)
+        return redis.Redis(connection_pool=pool)
+
     @functools.cached_property
     def redis(self) -> redis.Redis:
         """The drain and scheduler client: its timeout covers a blocking XREAD."""
         timeout = self.settings.redis_timeout_ms / 1000 + self.settings.drain_poll_ms / 1000 + BLOCKING_MARGIN_S
-        connect = cluster_client if is_cluster_url(self.redis_url) else redis.Redis.from_url
-        return connect(
-            self.redis_url, socket_timeout=timeout, health_check_interval=30,
-            socket_connect_timeout=self.settings.redis_connect_timeout_ms / 1000,
-        )
+        return self._client(timeout, self.settings.redis_connect_timeout_ms / 1000)
 
     @functools.cached_property
     def ingest_redis(self) -> redis.Redis:
@@ -59,27 +69,14 @@ class Runtime:
         A request that cannot get a connection, or whose XADD does not answer in time, fails
         with 503 instead of queueing without limit.
         """
-        timeout = self.settings.redis_timeout_ms / 1000
-        if is_cluster_url(self.redis_url):
-            return cluster_client(
-                self.redis_url, pool_timeout=timeout, max_connections=self.settings.web_threads * 2,
-                socket_timeout=timeout, socket_connect_timeout=self.settings.redis_connect_timeout_ms / 1000)
-        pool = redis.BlockingConnectionPool.from_url(
-            self.redis_url, max_connections=self.settings.web_threads * 2, timeout=timeout,
-            socket_timeout=timeout, socket_connect_timeout=self.settings.redis_connect_timeout_ms / 1000,
-            health_check_interval=30,
-        )
-        return redis.Redis(connection_pool=pool)
+        return self._client(self.settings.redis_timeout_ms / 1000, self.settings.redis_connect_timeout_ms / 1000,
+                            self.settings.web_threads * 2)
 
     @functools.cached_property
     def probe_redis(self) -> redis.Redis:
         """For health and status probes: every wait bounded by TRACKER_HEALTH_TIMEOUT_MS, few connections."""
         timeout = self.settings.health_timeout_ms / 1000
-        pool = redis.BlockingConnectionPool.from_url(
-            self.redis_url, max_connections=PROBE_CONNECTIONS, timeout=timeout, socket_timeout=timeout,
-            socket_connect_timeout=timeout, health_check_interval=30,
-        )
-        return redis.Redis(connection_pool=pool)
+        return self._client(timeout, timeout, PROBE_CONNECTIONS)
 
     @functools.cached_property
     def probe_database(self) -> peewee.Database:

@@ -57,7 +57,7 @@ def test_stats_and_status_after_a_drain(real_redis_url, real_redis, mysql_url):
 
     status = tracker(env, "status", "--json")
     assert status.returncode == 0, status.stderr
-    rows = {row["stream"]: row for row in json.loads(status.stdout)}
+    rows = {row["stream"]: row for row in json.loads(status.stdout)["shards"]}
     assert rows["impressions_stream"]["applied"] == 4 and rows["impressions_stream"]["pending"] == 0
     assert rows["impressions_stream"]["dead_letters"] == 1 and rows["clicks_stream"]["applied"] == 1
     table = tracker(env, "status")

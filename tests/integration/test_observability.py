@@ -150,8 +150,9 @@ def test_metrics_after_real_traffic_and_a_real_drain(observed, mysql_db, tmp_pat
                      reason="invalid_or_missing_ad_id_parameter") == 1
         assert value(web_metrics, "tracker_events_rejected_total", kind="click", status="400",
                      reason="invalid_or_missing_ad_id_parameter") == 2
-        assert value(web_metrics, "tracker_ingest_duration_seconds_count", endpoint="impression") == per_kind["impression"] + 1
-        assert value(web_metrics, "tracker_ingest_duration_seconds_count", endpoint="click") == per_kind["click"] + 2
+        assert value(web_metrics, "tracker_ingest_duration_seconds_count", endpoint="/v1/impressions") == per_kind["impression"] + 1
+        assert value(web_metrics, "tracker_ingest_duration_seconds_count", endpoint="/v1/clicks") == per_kind["click"] + 1
+        assert value(web_metrics, "tracker_ingest_duration_seconds_count", endpoint="/track_click.php") == 1
 
     # The per-shard gauges, from Redis and the database (cached 200 ms: wait for the last XACK).
     def shard_gauges_settled():
