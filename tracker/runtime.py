@@ -15,6 +15,7 @@ from .aggregate import Ledger
 from .config import Settings
 from .drainer import Drainer
 from .embedded import running_url
+from .group_commit import GroupCommit
 from .models import connect
 from .streams import Layout, Producer, ShardReader
 
@@ -80,6 +81,11 @@ class Runtime:
     def producer(self) -> Producer:
         return Producer(self.ingest_redis, self.layout)
 
+    @functools.cached_property
+    def ingest_producer(self) -> GroupCommit:
+        """The request path's producer: concurrent requests share one pipelined round trip."""
+        return GroupCommit(self.producer)
+
     def close(self) -> None:
         """Close whatever was opened."""
         for name in ("redis", "ingest_redis"):
@@ -89,5 +95,5 @@ class Runtime:
         db = self.__dict__.pop("database", None)
         if db is not None and not db.is_closed():
             db.close()
-        for name in ("ledger", "reader", "drainer", "producer"):
+        for name in ("ledger", "reader", "drainer", "producer", "ingest_producer"):
             self.__dict__.pop(name, None)

@@ -49,6 +49,9 @@ def reuseport_socket(host: str, port: int, listen: bool = True) -> socket.socket
 
 def create_server(app, settings: Settings, port: int | None = None, sock: socket.socket | None = None):
     """A waitress server for `app`, bounded in body size, connections and idle time."""
+    # Waitress warns "Task queue depth is N" on every request queued while its threads are busy:
+    # under load that is a log line (and its formatting) per request, so only errors get out.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     where = {"sockets": [sock]} if sock is not None else {
         "host": settings.host, "port": settings.port if port is None else port}
     return waitress.create_server(

@@ -41,7 +41,7 @@ def create_app(runtime: Runtime) -> Bottle:
     app = Bottle(catchall=True)
     app.config["json.enable"] = False  # answers are serialised by responses.py, with CORS headers
     app.default_error_handler = json_error_handler
-    Ingest(runtime.producer, settings.max_body_bytes, settings.retry_after_s).register(app)
+    Ingest(runtime.ingest_producer, settings.max_body_bytes, settings.retry_after_s).register(app)
     StatsApi(Reports(runtime.database), settings.tz, settings.timezone).register(app)
     Pages(settings.tz).register(app)
     return app
