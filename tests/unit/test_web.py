@@ -150,9 +150,16 @@ def test_redis_down_is_a_fast_503_with_retry_after(settings, sqlite_url):
 
 
 def test_redis_refusing_writes_is_a_503(settings, sqlite_url, fake_redis):
+    oom = redis.ResponseError("OOM command not allowed when used memory > 'maxmemory'.")
+
     class Full(type(fake_redis)):
         def xadd(self, *args, **kwargs):
-            raise redis.ResponseError("OOM command not allowed when used memory > 'maxmemory'.")
+            raise oom
+
+        def pipeline(self, *args, **kwargs):  # the request path stores through pipelines (group commit)
+            pipe = super().pipeline(*args, **kwargs)
+            pipe.xadd = self.xadd
+            return pipe
     app = create_app(make_runtime(settings, Full(), sqlite_url))
     assert call(app, "GET", "/v1/clicks?ad_id=1").status == 503
 
