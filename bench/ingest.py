@@ -53,6 +53,8 @@ def contenders(args, with_batch: bool) -> list[Contender]:
     served = {"TRACKER_WEB_THREADS": str(args.threads)} if args.threads else {}
     found = [
         Contender("ours", procs.tracker_serve(args.processes), single, env=served),
+        Contender("ours, no group commit", procs.tracker_serve(args.processes), single,
+                  env={**served, "TRACKER_GROUP_COMMIT": "0"}),
         Contender("(i) bare route", procs.baseline("bare", args.processes), single, env=served),
         Contender("(ii) naive XADD", procs.baseline("naive", 1), single),
     ]
@@ -105,7 +107,7 @@ def measure(found: list[Contender], env: dict, client: redis.Redis, args) -> dic
             s["eps"].add(result.rate * contender.events_per_request)
             s["p50"].add(result.p50_ms * 1000)
             s["p99"].add(result.p99_ms * 1000)
-            print(f"  round {round_no}  {contender.name:<18} {result.rate:>9,.0f} req/s "
+            print(f"  round {round_no}  {contender.name:<22} {result.rate:>9,.0f} req/s "
                   f"{result.rate * contender.events_per_request:>10,.0f} events/s   p50 {result.p50_ms:6.2f} ms   "
                   f"p99 {result.p99_ms:6.2f} ms   failures {result.failures}", flush=True)
     return series

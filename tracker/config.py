@@ -53,6 +53,9 @@ DEFAULT_PORT = 8080
 DEFAULT_WEB_THREADS = 8
 #: Web processes of `tracker serve`, sharing the port (SO_REUSEPORT).
 DEFAULT_WEB_PROCESSES = 1
+#: 1: concurrent ingest requests of a process share one Redis round trip (group commit); 0: each
+#: request stores its own events.
+DEFAULT_GROUP_COMMIT = 1
 DEFAULT_DATA_DIR = "var"
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_BROKER_NAMESPACE = "dramatiq"
@@ -86,6 +89,7 @@ class Settings:
     port: int = DEFAULT_PORT
     web_threads: int = DEFAULT_WEB_THREADS
     web_processes: int = DEFAULT_WEB_PROCESSES
+    group_commit: int = DEFAULT_GROUP_COMMIT
     timezone: str = DEFAULT_TIMEZONE
     broker_namespace: str = DEFAULT_BROKER_NAMESPACE
     queue_name: str = DEFAULT_QUEUE

@@ -82,9 +82,10 @@ class Runtime:
         return Producer(self.ingest_redis, self.layout)
 
     @functools.cached_property
-    def ingest_producer(self) -> GroupCommit:
-        """The request path's producer: concurrent requests share one pipelined round trip."""
-        return GroupCommit(self.producer)
+    def ingest_producer(self) -> GroupCommit | Producer:
+        """The request path's producer: with group commit (the default), concurrent requests
+        share one pipelined round trip."""
+        return GroupCommit(self.producer) if self.settings.group_commit else self.producer
 
     def close(self) -> None:
         """Close whatever was opened."""

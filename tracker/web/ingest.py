@@ -20,7 +20,7 @@ from bottle import Bottle, request
 from ..errors import InvalidEvent, StreamUnavailable
 from ..events import CLICK, IMPRESSION, INVALID_AD_ID, MAX_AD_ID, Kind, parse_ad_id
 from ..streams import Producer
-from .responses import NO_STORE, ApiError, json_response, preflight_response
+from .responses import ApiError, preflight_response, tracked_response
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +71,21 @@ def json_ad_ids(body: bytes) -> list:
     return [data["ad_id"]] if "ad_id" in data else []
 
 
+def query_ad_ids() -> list:
+    """The ad_id values of the query string.
+
+    The usual query, `ad_id=<value>` alone with nothing to decode, is read as is; anything
+    else goes through Bottle's parser (which builds a dict of every parameter).
+    """
+    query = request.environ.get("QUERY_STRING", "")
+    if query.startswith("ad_id=") and not any(c in query for c in "&;%+"):
+        return [query[6:]]
+    return request.query.getall("ad_id")
+
+
 def request_ad_id(max_body_bytes: int) -> int:
     """The ad id of this request, wherever the client put it; ApiError(400/413/415) otherwise."""
-    values = request.query.getall("ad_id")
+    values = query_ad_ids()
     if request.method == "POST":
         if media_type() == MULTIPART_TYPE:
             read_limit_checked(max_body_bytes)
@@ -129,4 +141,4 @@ class Ingest:
             log.warning("refused a %s: %s", kind.name, e)
             raise ApiError(503, "Event store unavailable, retry later", None,
                            {"Retry-After": str(self.retry_after_s)}) from None
-        return json_response({"status": "success", "ad_id": ad_id, "stream_id": stream_id, "ts": ts}, 200, NO_STORE)
+        return tracked_response(ad_id, stream_id, ts)
