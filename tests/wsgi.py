@@ -23,7 +23,8 @@ class Response:
 
 
 def call(app, method: str, path: str, body: bytes | str = b"", content_type: str | None = None,
-         headers: dict[str, str] | None = None, content_length: int | None = None) -> Response:
+         headers: dict[str, str] | None = None, content_length: int | None = None,
+         environ_extra: dict[str, str] | None = None) -> Response:
     if isinstance(body, str):
         body = body.encode()
     target = urllib.parse.urlsplit(path)
@@ -38,6 +39,7 @@ def call(app, method: str, path: str, body: bytes | str = b"", content_type: str
         environ["CONTENT_TYPE"] = content_type
     for name, value in (headers or {}).items():
         environ["HTTP_" + name.upper().replace("-", "_")] = value
+    environ.update(environ_extra or {})  # e.g. REMOTE_ADDR, the peer's address
     setup_testing_defaults(environ)
     captured = {}
 

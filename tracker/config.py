@@ -11,6 +11,7 @@ both forms with different values is a configuration error rather than a silent c
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import urllib.parse
 from collections.abc import Mapping
@@ -60,6 +61,22 @@ DEFAULT_DATA_DIR = "var"
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_BROKER_NAMESPACE = "dramatiq"
 DEFAULT_QUEUE = "tracker"
+#: Most events one POST /v1/events may carry.
+DEFAULT_BATCH_MAX_EVENTS = 100
+#: How long a client's event_id is remembered, so that a retry is stored once (ms).
+DEFAULT_DEDUPE_WINDOW_MS = 24 * 3600 * 1000
+#: How far a client-supplied `ts` may be from the server's clock, either way (ms).
+DEFAULT_CLOCK_SKEW_MS = 3600 * 1000
+#: Which user agents are not counted: "crawlers" (the crawler list without plain HTTP
+#: libraries such as curl), "all" (the whole list), or "off".
+DEFAULT_BOT_FILTER = "crawlers"
+BOT_FILTERS = ("crawlers", "all", "off")
+#: Events one client IP may send per window; 0 turns rate limiting off.
+DEFAULT_RATE_LIMIT = 0
+#: The rate limiting window (ms).
+DEFAULT_RATE_LIMIT_WINDOW_MS = 60_000
+#: Shortest accepted secret (characters): click signing secret, link API token, IP hash key.
+MIN_SECRET_CHARS = 16
 
 
 @dataclass(frozen=True)
@@ -94,6 +111,17 @@ class Settings:
     broker_namespace: str = DEFAULT_BROKER_NAMESPACE
     queue_name: str = DEFAULT_QUEUE
     log_level: str = "INFO"
+    batch_max_events: int = DEFAULT_BATCH_MAX_EVENTS
+    dedupe_window_ms: int = DEFAULT_DEDUPE_WINDOW_MS
+    clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS
+    bot_filter: str = DEFAULT_BOT_FILTER
+    click_secret: str = dataclasses.field(default="", repr=False)  # HMAC key of signed click links; /c refuses without one
+    link_api_token: str = dataclasses.field(default="", repr=False)  # bearer token of POST /v1/links; off without one
+    public_url: str = ""  # the tracker's public base URL, for signed links (e.g. https://t.example)
+    trusted_proxies: str = ""  # comma-separated IPs/CIDRs whose X-Forwarded-For is believed
+    rate_limit: int = DEFAULT_RATE_LIMIT
+    rate_limit_window_ms: int = DEFAULT_RATE_LIMIT_WINDOW_MS
+    ip_hash_key: str = dataclasses.field(default="", repr=False)  # HMAC key turning client IPs into rate limit keys
 
     def __post_init__(self):
         self._check()
@@ -153,6 +181,36 @@ class Settings:
             self.tz
         except (ZoneInfoNotFoundError, ValueError) as e:
             raise ConfigurationError(f"unknown timezone TRACKER_TIMEZONE={self.timezone!r}") from e
+        self._check_edge()
+
+    def _check_edge(self):
+        """The publisher-facing settings: batch, dedupe, filtering, signing, rate limits."""
+        for name in ("batch_max_events", "dedupe_window_ms", "rate_limit_window_ms"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"TRACKER_{name.upper()} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.clock_skew_ms <= self.dedupe_window_ms:
+            raise ConfigurationError("TRACKER_CLOCK_SKEW_MS must be from 0 to TRACKER_DEDUPE_WINDOW_MS: an older "
+                                     "event's retry could no longer be recognised")
+        if self.bot_filter not in BOT_FILTERS:
+            raise ConfigurationError(f"TRACKER_BOT_FILTER must be one of {', '.join(BOT_FILTERS)}, got {self.bot_filter!r}")
+        if self.rate_limit < 0:
+            raise ConfigurationError("TRACKER_RATE_LIMIT cannot be negative (0 turns it off)")
+        if self.rate_limit and not self.ip_hash_key:
+            raise ConfigurationError("TRACKER_RATE_LIMIT needs TRACKER_IP_HASH_KEY, a secret that keeps client IPs "
+                                     "out of Redis (e.g. the output of: openssl rand -hex 32)")
+        for name in ("click_secret", "link_api_token", "ip_hash_key"):
+            if getattr(self, name) and len(getattr(self, name)) < MIN_SECRET_CHARS:
+                raise ConfigurationError(f"TRACKER_{name.upper()} must have at least {MIN_SECRET_CHARS} characters")
+        try:
+            self.trusted_networks
+        except ValueError as e:
+            raise ConfigurationError(f"TRACKER_TRUSTED_PROXIES: {e}") from e
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """TRACKER_TRUSTED_PROXIES as networks (a bare IP is a network of one address)."""
+        return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                     for part in self.trusted_proxies.split(",") if part.strip())
 
 
 def _convert(field: dataclasses.Field, raw: str):

@@ -47,3 +47,19 @@ class DatabaseUnavailable(StorageError):
 
 class FencedOut(StorageError):
     """A newer drainer has taken the shard: this one's commit was refused."""
+
+
+class RateLimited(TrackerError):
+    """A client sent more events than its rate limit allows; nothing of this request was stored."""
+
+    def __init__(self, retry_after_s: int):
+        super().__init__(f"rate limit exceeded; retry after {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+class InvalidLink(TrackerError):
+    """A click link's target URL or signature is not acceptable. `message` is safe to show."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message

@@ -99,3 +99,36 @@ def decode_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> tuple[int, int]
     if raw_ts is None:
         return ad_id, int(entry_id.split(b"-", 1)[0]) // 1000
     return ad_id, parse_ts(raw_ts)
+
+
+#: A client's event id: 16 to 64 letters, digits, '-' or '_' (a UUID, a ULID, base64url bytes).
+#: Long enough to be unique across clients (ids are remembered per stream shard, not per
+#: client), and free of spaces, braces and other characters that have a meaning in Redis keys.
+EVENT_ID_MIN_CHARS = 16
+EVENT_ID_MAX_CHARS = 64
+_EVENT_ID = re.compile(rf"[A-Za-z0-9_-]{{{EVENT_ID_MIN_CHARS},{EVENT_ID_MAX_CHARS}}}")
+INVALID_EVENT_ID = (f"event_id must be {EVENT_ID_MIN_CHARS} to {EVENT_ID_MAX_CHARS} letters, digits, '-' or '_' "
+                    "(e.g. crypto.randomUUID())")
+
+
+def parse_event_id(raw) -> str | None:
+    """Return a client's optional event id (None when absent), or raise InvalidEvent."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not _EVENT_ID.fullmatch(raw):
+        raise InvalidEvent(INVALID_EVENT_ID, field="event_id")
+    return raw
+
+
+def parse_client_ts(raw, now: int, max_skew_ms: int) -> int:
+    """A client-supplied event time (Unix seconds) within `max_skew_ms` of `now`, or InvalidEvent.
+
+    A bounded skew keeps a client's clock (or a forged time) from moving counts to other days.
+    """
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw > MAX_TS:
+        raise InvalidEvent("ts must be a Unix time in seconds (this looks like milliseconds)", field="ts")
+    ts = parse_ts(raw)
+    if abs(ts - now) * 1000 > max_skew_ms:
+        raise InvalidEvent(f"ts is {ts - now:+d} s from the server's clock; at most {max_skew_ms // 1000} s either "
+                           "way is accepted", field="ts")
+    return ts

@@ -71,9 +71,9 @@ class GroupCommit:
         self._queued: list[_Call] = []
         self._flushing = False
 
-    @property
-    def layout(self):
-        return self.producer.layout
+    def __getattr__(self, name: str):
+        """Everything else is the producer's own (client, layout, queue, results ...)."""
+        return getattr(self.producer, name)
 
     def add(self, kind: Kind, ad_id: int, ts: int) -> str:
         """Store one event; returns its entry ID (as Producer.add)."""

@@ -79,7 +79,7 @@ class Runtime:
 
     @functools.cached_property
     def producer(self) -> Producer:
-        return Producer(self.ingest_redis, self.layout)
+        return Producer(self.ingest_redis, self.layout, self.settings.dedupe_window_ms)
 
     @functools.cached_property
     def ingest_producer(self) -> GroupCommit | Producer:

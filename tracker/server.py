@@ -61,7 +61,9 @@ def create_server(app, settings: Settings, port: int | None = None, sock: socket
         max_request_body_size=settings.max_body_bytes,
         channel_timeout=CHANNEL_TIMEOUT_S,
         connection_limit=CONNECTION_LIMIT,
-        clear_untrusted_proxy_headers=True,
+        # The app decides which peers' X-Forwarded-For to believe (TRACKER_TRUSTED_PROXIES, CIDRs, which
+        # waitress cannot express) and drops those headers from any other peer: tracker/web/visitors.py.
+        clear_untrusted_proxy_headers=False,
         ident="tracker",
     )
 

@@ -31,6 +31,7 @@ import redis
 from redis import Redis
 from redis.client import Pipeline
 
+from .config import DEFAULT_DEDUPE_WINDOW_MS
 from .errors import LeaseLost, StreamUnavailable
 from .events import KINDS, Kind, encode_fields
 
@@ -51,10 +52,56 @@ def redis_errors():
         yield
     except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError) as e:
         raise StreamUnavailable(f"Redis unavailable: {e}") from e
+    except redis.exceptions.OutOfMemoryError as e:  # redis-py drops the "OOM" code from the message
+        raise StreamUnavailable(f"Redis refuses writes: out of memory: {e}") from e
     except redis.ResponseError as e:
-        if str(e).startswith(("OOM", "MISCONF", "READONLY", "LOADING", "MASTERDOWN")):
+        # A pipeline prefixes its errors: "Command # 1 (XADD ...) of pipeline caused error: OOM ..."
+        message = str(e).rpartition(" of pipeline caused error: ")[2]
+        if message.startswith(("OOM", "MISCONF", "READONLY", "LOADING", "MASTERDOWN")):
             raise StreamUnavailable(f"Redis refuses writes: {e}") from e
         raise
+
+
+#: Script bodies by SHA, to reload a script Redis has forgotten.
+_SCRIPT_BODIES: dict[str, str] = {}
+
+
+def queue_script(pipe, script, keys: list, args: list) -> None:
+    """Queue `script` (from register_script) on `pipe` as a plain EVALSHA.
+
+    A pipeline holding Script objects makes redis-py send SCRIPT EXISTS first: a second round
+    trip every time. Queued by SHA, a pipeline run by `execute` is one round trip.
+    """
+    _SCRIPT_BODIES[script.sha] = script.script
+    pipe.evalsha(script.sha, len(keys), *keys, *args)
+
+
+def execute(client: Redis, pipe) -> list:
+    """Run `pipe` (non-transactional) in one round trip; its replies in order, or its first error.
+
+    If Redis has forgotten a script (a restart, SCRIPT FLUSH), the commands that failed with
+    NOSCRIPT did not run at all: the script is loaded and just those commands run again.
+    """
+    commands = list(pipe.command_stack)
+    replies = pipe.execute(raise_on_error=False)
+    missing = [i for i, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
+    if missing:
+        for i, reply in zip(missing, _rerun(client, [commands[i] for i in missing])):
+            replies[i] = reply
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+def _rerun(client: Redis, commands: list) -> list:
+    pipe = client.pipeline(transaction=False)
+    shas = list(dict.fromkeys(args[1] for args, _ in commands))  # EVALSHA <sha> ...
+    for sha in shas:
+        pipe.script_load(_SCRIPT_BODIES[sha])
+    for args, options in commands:
+        pipe.execute_command(*args, **options)
+    return pipe.execute(raise_on_error=False)[len(shas):]
 
 
 @dataclass(frozen=True)
@@ -162,8 +209,6 @@ redis.call('SET', KEYS[2], id, 'PX', ARGV[3])
 return {1, id}
 """
 
-#: How long an event id is remembered for dedupe (ms): a day of client retries.
-DEFAULT_DEDUPE_WINDOW_MS = 24 * 3600 * 1000
 
 
 class Producer:
@@ -196,9 +241,19 @@ class Producer:
             return []
         with redis_errors():
             pipe = self.client.pipeline(transaction=False)
-            for event in events:
-                self._queue(pipe, event)
-            replies = pipe.execute()
+            self.queue(pipe, events)
+            replies = execute(self.client, pipe)
+        return self.results(replies)
+
+    def queue(self, pipe, events: list[NewEvent]) -> None:
+        """Queue the commands storing `events` on `pipe`, one reply each (run it with `execute`, read
+        the replies with `results`)."""
+        for event in events:
+            self._queue(pipe, event)
+
+    @staticmethod
+    def results(replies: list) -> list[Stored]:
+        """What `queue`'s commands answered, as Stored values in the same order."""
         return [_stored(reply) for reply in replies]
 
     def _queue(self, pipe, event: NewEvent) -> None:
@@ -206,8 +261,8 @@ class Producer:
         if event.event_id is None:
             pipe.xadd(shard.key, encode_fields(event.ad_id, event.ts))
         else:
-            self._add_once(keys=[shard.key, shard.aux(f"seen:{event.event_id}")],
-                           args=[event.ad_id, event.ts, self.dedupe_window_ms], client=pipe)
+            queue_script(pipe, self._add_once, [shard.key, shard.aux(f"seen:{event.event_id}")],
+                         [event.ad_id, event.ts, self.dedupe_window_ms])
 
 
 def _text(value) -> str:

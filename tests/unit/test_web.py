@@ -150,15 +150,14 @@ def test_redis_down_is_a_fast_503_with_retry_after(settings, sqlite_url):
 
 
 def test_redis_refusing_writes_is_a_503(settings, sqlite_url, fake_redis):
-    oom = redis.ResponseError("OOM command not allowed when used memory > 'maxmemory'.")
-
-    class Full(type(fake_redis)):
-        def xadd(self, *args, **kwargs):
-            raise oom
-
-        def pipeline(self, *args, **kwargs):  # the request path stores through pipelines (group commit)
+    class Full(type(fake_redis)):  # events are stored through a pipeline, which reports errors annotated
+        def pipeline(self, *args, **kwargs):
             pipe = super().pipeline(*args, **kwargs)
-            pipe.xadd = self.xadd
+
+            def execute(raise_on_error=True):
+                raise redis.ResponseError("Command # 1 (XADD clicks_stream * ad_id 1) of pipeline caused error: "
+                                          "OOM command not allowed when used memory > 'maxmemory'.")
+            pipe.execute = execute
             return pipe
     app = create_app(make_runtime(settings, Full(), sqlite_url))
     assert call(app, "GET", "/v1/clicks?ad_id=1").status == 503

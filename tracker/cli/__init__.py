@@ -9,10 +9,10 @@ import sys
 from .. import __version__
 from ..config import Settings
 from ..errors import ConfigurationError, TrackerError
-from . import reporting, runner
+from . import publishing, reporting, runner
 
 #: Modules whose register(subparsers) adds subcommands, in help order.
-MODULES = (runner, reporting)
+MODULES = (runner, reporting, publishing)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

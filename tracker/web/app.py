@@ -9,10 +9,10 @@ from bottle import Bottle, request, response
 
 from ..reports import Reports
 from ..runtime import Runtime
-from .ingest import Ingest
 from .pages import Pages
 from .responses import JSON_HEADERS, dumps
 from .stats import StatsApi
+from .tracking import register_tracking
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def create_app(runtime: Runtime) -> Bottle:
     app = Bottle(catchall=True)
     app.config["json.enable"] = False  # answers are serialised by responses.py, with CORS headers
     app.default_error_handler = json_error_handler
-    Ingest(runtime.ingest_producer, settings.max_body_bytes, settings.retry_after_s).register(app)
+    register_tracking(app, runtime)  # ingest, batch, pixel, click redirect, links, filtered counts
     StatsApi(Reports(runtime.database), settings.tz, settings.timezone).register(app)
     Pages(settings.tz).register(app)
     return app

@@ -1,0 +1,87 @@
+"""The tracking pixel: GET /i.gif?ad_id=7 (and /track_impression.php?ad_id=7&format=gif).
+
+For <img> tags and e-mail, where no script runs: every answer is the same 1x1 transparent GIF,
+never cached, so that each display of the image asks again. The status tells what happened:
+
+    200   counted (or filtered as a bot/prefetch, or a repeated event_id: nothing to retry)
+    400   bad or missing ad_id / event_id (the error is in the X-Tracker-Error header)
+    429   rate limited (Retry-After)
+    503   event store unavailable (Retry-After)
+
+Browsers and mail clients display the GIF whatever the status, so a mistake in a publisher's
+tag shows as an error in the browser's network panel, never as a broken image to the reader.
+A HEAD is answered like a GET but counts nothing (link checkers, proxies probing the image).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+
+from bottle import Bottle, HTTPResponse, request
+
+from ..errors import InvalidEvent, RateLimited, StreamUnavailable
+from ..events import IMPRESSION, INVALID_AD_ID, parse_ad_id, parse_event_id
+from ..intake import Intake
+from ..streams import NewEvent
+from .visitors import Visitors
+
+log = logging.getLogger(__name__)
+
+#: A 1x1 transparent GIF (42 bytes: one colour, index 0 transparent).
+GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+HEADERS = {
+    "Content-Type": "image/gif",
+    "Cache-Control": "no-store, no-cache, must-revalidate, max-age=0",
+    "Pragma": "no-cache",
+    "Expires": "Thu, 01 Jan 1970 00:00:00 GMT",
+    "Access-Control-Allow-Origin": "*",
+}
+
+
+def gif(status: int = 200, headers: dict | None = None) -> HTTPResponse:
+    return HTTPResponse(GIF, status, {**HEADERS, **(headers or {})})
+
+
+def single(name: str) -> str | None:
+    """A query parameter given at most once; None when absent, InvalidEvent when repeated."""
+    values = request.query.getall(name)
+    if len(values) > 1:
+        raise InvalidEvent(f"{name} was given more than once", field=name)
+    return values[0] if values else None
+
+
+class Pixel:
+    """Counts an impression per GET of the image."""
+
+    def __init__(self, intake: Intake, visitors: Visitors, retry_after_s: int):
+        self.intake = intake
+        self.visitors = visitors
+        self.retry_after_s = retry_after_s
+
+    def register(self, app: Bottle) -> None:
+        app.route("/i.gif", "GET", self.track)
+
+    def track(self) -> HTTPResponse:
+        try:
+            ad_id = parse_ad_id(single("ad_id"))
+        except InvalidEvent:
+            return gif(400, {"X-Tracker-Error": INVALID_AD_ID})
+        try:
+            event_id = parse_event_id(single("event_id"))
+        except InvalidEvent as e:
+            return gif(400, {"X-Tracker-Error": e.message})
+        if request.method == "HEAD":
+            return gif()
+        return self.record(NewEvent(IMPRESSION, ad_id, int(time.time()), event_id))
+
+    def record(self, event: NewEvent) -> HTTPResponse:
+        try:
+            self.intake.record([event], self.visitors.current())
+        except RateLimited as e:
+            return gif(429, {"Retry-After": str(e.retry_after_s)})
+        except StreamUnavailable as e:
+            log.warning("refused a pixel impression: %s", e)
+            return gif(503, {"Retry-After": str(self.retry_after_s)})
+        return gif()
