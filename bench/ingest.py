@@ -43,9 +43,9 @@ class Contender:
 
 
 def batch_body(n: int = BATCH_EVENTS) -> bytes:
-    """A POST /v1/events body: `n` impressions and clicks over a few ads."""
+    """A POST /v1/events body: `n` impressions and clicks over a few ads, without event ids."""
     events = [{"type": "impression" if i % 10 else "click", "ad_id": i % 50 + 1} for i in range(n)]
-    return json.dumps({"events": events}).encode()
+    return json.dumps(events).encode()
 
 
 def contenders(args, with_batch: bool) -> list[Contender]:
@@ -61,6 +61,9 @@ def contenders(args, with_batch: bool) -> list[Contender]:
     if with_batch:
         found.append(Contender("ours, batch", procs.tracker_serve(args.processes),
                                Load(BATCH_PATH, args.connections, args.load_threads, body=batch_body()),
+                               BATCH_EVENTS, env=served))
+        found.append(Contender("ours, batch, event ids", procs.tracker_serve(args.processes),
+                               Load(BATCH_PATH, args.connections, args.load_threads, unique_batches=BATCH_EVENTS),
                                BATCH_EVENTS, env=served))
     return found
 
@@ -82,7 +85,8 @@ def run(args) -> None:
                 f"{args.duration:g}s per run after {WARMUP_S:g}s warm-up, {args.runs} interleaved rounds",
         "ours": f"tracker serve --processes {args.processes}, {args.threads or DEFAULT_WEB_THREADS} waitress threads "
                 f"each; (i) the same; (ii) 1 process, {DEFAULT_WEB_THREADS} threads",
-        "batch": f"POST {BATCH_PATH}, {BATCH_EVENTS} events per request" if batch
+        "batch": f"POST {BATCH_PATH}, {BATCH_EVENTS} events per request, without event ids and with a new "
+                 "event_id each (stored through the dedupe script)" if batch
                  else f"POST {BATCH_PATH} does not exist in this build: batch ingest not measured",
     })
     with private_redis() as redis_url, tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:

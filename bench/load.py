@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -36,6 +37,23 @@ local n = 0
 request = function()
   n = n + 1
   return wrk.format("GET", "%(path)s" .. (n %% %(ads)d + 1))
+end
+"""
+
+_WRK_BATCH_WITH_IDS = r"""
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+local n = 0
+request = function()
+  n = n + 1
+  local items = {}
+  for i = 1, %(events)d do
+    items[i] = string.format('{"type":"impression","ad_id":%%d,"event_id":"%(nonce)s-%%02d-%%010d-%%03d"}', i %% 50 + 1, tid, n, i)
+  end
+  return wrk.format("POST", "%(path)s", {["Content-Type"] = "application/json"}, "[" .. table.concat(items, ",") .. "]")
 end
 """
 
@@ -88,6 +106,12 @@ class Load:
     threads: int = 2
     body: bytes | None = None
     content_type: str = "application/json"
+    unique_batches: int = 0  # > 0: POST batches of this many events, each with a new event_id
+
+    def _head(self) -> bytes:
+        """This load's POST request, as bytes."""
+        return (f"POST {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {self.content_type}\r\n"
+                f"Content-Length: {len(self.body)}\r\n\r\n").encode() + self.body
 
     def run(self, port: int, duration_s: float, force_python: bool = False) -> LoadResult:
         if not force_python and ensure_wrk():
@@ -95,6 +119,9 @@ class Load:
         return asyncio.run(_python_load(self, port, duration_s))
 
     def _script(self) -> str:
+        if self.unique_batches:
+            nonce = secrets.token_hex(4)  # a new run never repeats an earlier run's ids
+            return _WRK_BATCH_WITH_IDS % {"events": self.unique_batches, "path": self.path, "nonce": nonce} + _WRK_DONE
         if self.body is None:
             script = _WRK_GET % {"path": self.path, "ads": AD_IDS}
         else:
@@ -106,6 +133,8 @@ class Load:
             script = Path(tmp) / "load.lua"
             script.write_text(self._script())
             url = f"http://127.0.0.1:{port}{self.path if self.body is not None else '/'}"
+            if self.unique_batches:
+                url = f"http://127.0.0.1:{port}{self.path}"
             argv = ["wrk", "-t", str(self.threads), "-c", str(self.connections), "-d", f"{duration_s:g}s",
                     "--timeout", "5s", "-s", str(script), url]
             out = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + GRACE_S, check=True)
@@ -124,6 +153,8 @@ def _lua_string(data: bytes) -> str:
 
 # -- the fallback: a keep-alive HTTP/1.1 client on asyncio -----------------------------------------
 
+_NONCE = secrets.token_hex(4)
+
 async def _python_load(load: Load, port: int, duration_s: float) -> LoadResult:
     latencies: list[float] = []
     failures = [0]
@@ -138,10 +169,13 @@ async def _python_load(load: Load, port: int, duration_s: float) -> LoadResult:
 
 
 def _request_bytes(load: Load, n: int) -> bytes:
+    if load.unique_batches:
+        items = ",".join(f'{{"type":"impression","ad_id":{i % 50 + 1},"event_id":"{_NONCE}-py-{n:010d}-{i:03d}"}}'
+                         for i in range(1, load.unique_batches + 1))
+        return Load(load.path, body=f"[{items}]".encode())._head()
     if load.body is None:
         return f"GET {load.path}{n % AD_IDS + 1} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
-    return (f"POST {load.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {load.content_type}\r\n"
-            f"Content-Length: {len(load.body)}\r\n\r\n").encode() + load.body
+    return load._head()
 
 
 async def _connection(load: Load, port: int, stop_at: float, offset: int, latencies: list, failures: list) -> None:
