@@ -1,6 +1,7 @@
 """Ingest: requests/s, events/s and latency of the real HTTP server, against two baselines.
 
-    ours   `tracker serve --processes N`, GET /track_impression.php?ad_id=...
+    ours   `tracker serve --processes N` (its defaults), GET /track_impression.php?ad_id=...
+           and again with TRACKER_GROUP_COMMIT=1
     (i)    a bare Bottle route returning a dict, served exactly as ours (same waitress settings,
            same N processes, same serving code)
     (ii)   a naive handler doing one XADD per request, in one waitress process
@@ -53,8 +54,8 @@ def contenders(args, with_batch: bool) -> list[Contender]:
     served = {"TRACKER_WEB_THREADS": str(args.threads)} if args.threads else {}
     found = [
         Contender("ours", procs.tracker_serve(args.processes), single, env=served),
-        Contender("ours, no group commit", procs.tracker_serve(args.processes), single,
-                  env={**served, "TRACKER_GROUP_COMMIT": "0"}),
+        Contender("ours, group commit", procs.tracker_serve(args.processes), single,
+                  env={**served, "TRACKER_GROUP_COMMIT": "1"}),
         Contender("(i) bare route", procs.baseline("bare", args.processes), single, env=served),
         Contender("(ii) naive XADD", procs.baseline("naive", 1), single),
     ]
@@ -111,7 +112,7 @@ def measure(found: list[Contender], env: dict, client: redis.Redis, args) -> dic
             s["eps"].add(result.rate * contender.events_per_request)
             s["p50"].add(result.p50_ms * 1000)
             s["p99"].add(result.p99_ms * 1000)
-            print(f"  round {round_no}  {contender.name:<22} {result.rate:>9,.0f} req/s "
+            print(f"  round {round_no}  {contender.name:<23} {result.rate:>9,.0f} req/s "
                   f"{result.rate * contender.events_per_request:>10,.0f} events/s   p50 {result.p50_ms:6.2f} ms   "
                   f"p99 {result.p99_ms:6.2f} ms   failures {result.failures}", flush=True)
     return series

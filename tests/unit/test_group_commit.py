@@ -119,3 +119,21 @@ def test_many_threads_store_every_event_exactly_once(redis_client):
     ids = [entry_id for per_thread in results for entry_id in per_thread]
     stored = [e[0].decode() for e in redis_client.xrange("impressions_stream")]
     assert len(ids) == 400 and sorted(ids) == sorted(stored) and len(set(stored)) == 400
+
+
+def test_the_app_stores_through_the_group_when_it_is_on(settings, redis_client, sqlite_url):
+    from tests.unit.test_web import make_runtime
+    from tests.wsgi import call
+    from tracker.web import create_app
+
+    ensure_groups(redis_client, Layout())
+    runtime = make_runtime(settings.replace(group_commit=1), redis_client, sqlite_url)
+    assert isinstance(runtime.ingest_producer, GroupCommit)
+    app = create_app(runtime)
+    single = call(app, "GET", "/track_impression.php?ad_id=7")
+    batch = call(app, "POST", "/v1/events", '[{"type":"click","ad_id":8},{"type":"click","ad_id":9}]',
+                 "application/json")
+    assert single.status == 200 and batch.status == 200
+    assert [e[0].decode() for e in redis_client.xrange("impressions_stream")] == [single.json()["stream_id"]]
+    assert [e[0].decode() for e in redis_client.xrange("clicks_stream")] == [
+        e["stream_id"] for e in batch.json()["events"]]
