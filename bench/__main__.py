@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="waitress threads of ours and of baseline (i) (default: TRACKER_WEB_THREADS's default)")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections (default 32)")
     parser.add_argument("--load-threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                        help="ingest: run only the contenders whose names start with these (e.g. ours '(i)')")
     parser.add_argument("--python-load", action="store_true", help="use the asyncio client even if wrk is there")
     parser.add_argument("--events", type=int, default=200_000, help="drain: events pre-filled (default 200,000)")
     parser.add_argument("--ads", type=int, nargs="+", default=[100, 10_000],

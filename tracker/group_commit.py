@@ -1,4 +1,5 @@
-"""Group commit: the stores of concurrent requests share one pipelined round trip to Redis.
+"""Group commit: the stores of concurrent requests share one pipelined round trip to Redis (on by
+default; TRACKER_GROUP_COMMIT=0 turns it off).
 
 A lone XADD from Python costs a full round trip (~50-200 us, mostly waiting) plus redis-py's own
 work per call; pipelined, a command costs a few microseconds. `GroupCommit.store` gives every

@@ -83,8 +83,8 @@ class Runtime:
 
     @functools.cached_property
     def ingest_producer(self) -> GroupCommit | Producer:
-        """The request path's producer; with TRACKER_GROUP_COMMIT=1, concurrent requests share
-        one pipelined round trip."""
+        """The request path's producer: with group commit (TRACKER_GROUP_COMMIT, on by default),
+        concurrent requests share one pipelined round trip."""
         return GroupCommit(self.producer) if self.settings.group_commit else self.producer
 
     def close(self) -> None:
