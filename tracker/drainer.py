@@ -13,9 +13,10 @@ Why this counts every event exactly once, whatever dies when:
 - that transaction also stores the last counted ID (the offset), so a crash between the commit
   and the XACK leaves entries pending that the next drainer recognises as counted (at or below
   the offset), skips and acknowledges;
-- reads happen only under the lease (a script checks it), so a drainer that lost its lease can
-  never read entries after a newer drainer did, and batches commit in ID order, which is what
-  makes "at or below the offset means counted" true;
+- reads happen only under the lease (checked in the read's own Redis transaction, WATCH /
+  EXEC), so a drainer that lost its lease can never read entries after a newer drainer did,
+  and batches commit in ID order, which is what makes "at or below the offset means counted"
+  true;
 - the database refuses a commit whose fencing token is older than the newest drainer's.
 """
 
