@@ -153,14 +153,13 @@ def _lua_string(data: bytes) -> str:
 
 # -- the fallback: a keep-alive HTTP/1.1 client on asyncio -----------------------------------------
 
-_NONCE = secrets.token_hex(4)
-
 async def _python_load(load: Load, port: int, duration_s: float) -> LoadResult:
     latencies: list[float] = []
     failures = [0]
     stop_at = time.monotonic() + duration_s
     started = time.monotonic()
-    await asyncio.gather(*(_connection(load, port, stop_at, i, latencies, failures)
+    nonce = secrets.token_hex(4)  # event ids never repeat an earlier run's
+    await asyncio.gather(*(_connection(load, port, stop_at, i, latencies, failures, nonce)
                            for i in range(load.connections)))
     elapsed = time.monotonic() - started
     latencies.sort()
@@ -168,9 +167,9 @@ async def _python_load(load: Load, port: int, duration_s: float) -> LoadResult:
     return LoadResult(len(latencies), elapsed, failures[0], pick(0.5), pick(0.99), "python-asyncio")
 
 
-def _request_bytes(load: Load, n: int) -> bytes:
+def _request_bytes(load: Load, n: int, nonce: str) -> bytes:
     if load.unique_batches:
-        items = ",".join(f'{{"type":"impression","ad_id":{i % 50 + 1},"event_id":"{_NONCE}-py-{n:010d}-{i:03d}"}}'
+        items = ",".join(f'{{"type":"impression","ad_id":{i % 50 + 1},"event_id":"{nonce}-py-{n:010d}-{i:03d}"}}'
                          for i in range(1, load.unique_batches + 1))
         return Load(load.path, body=f"[{items}]".encode())._head()
     if load.body is None:
@@ -178,13 +177,14 @@ def _request_bytes(load: Load, n: int) -> bytes:
     return load._head()
 
 
-async def _connection(load: Load, port: int, stop_at: float, offset: int, latencies: list, failures: list) -> None:
+async def _connection(load: Load, port: int, stop_at: float, offset: int, latencies: list, failures: list,
+                      nonce: str) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     n = offset
     try:
         while time.monotonic() < stop_at:
             sent = time.monotonic()
-            writer.write(_request_bytes(load, n))
+            writer.write(_request_bytes(load, n, nonce))
             status = await _read_response(reader)
             if 200 <= status < 300:
                 latencies.append(time.monotonic() - sent)
