@@ -21,7 +21,6 @@ import datetime
 import random
 import time
 from collections import Counter
-from zoneinfo import ZoneInfo
 
 import peewee
 import redis

@@ -14,7 +14,6 @@ SAMPLE_S throughout, and the largest value per process is reported.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import threading
 import time

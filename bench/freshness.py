@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
-import os
 import tempfile
 import threading
 import time
@@ -27,7 +26,7 @@ from tracker.aggregate import parse_id
 from tracker.events import IMPRESSION
 
 from . import procs, report
-from .services import DEFAULT_MYSQL_URL, mysql_schema, private_redis, redis_version
+from .services import DEFAULT_MYSQL_URL, mysql_schema, private_redis
 
 #: How often the committed offset is read (ms): the resolution of the figures.
 POLL_MS = 5
