@@ -60,8 +60,10 @@ def _reachable(url: str, default_port: int) -> Exception | None:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Defaults for tests: a private data directory, a drain that returns once caught up."""
-    return Settings(data_dir=tmp_path / "var", drain_budget_ms=60_000, drain_poll_ms=0, lease_ttl_ms=5_000)
+    """Defaults for tests: a private data directory, a drain that returns once caught up, and
+    small batches (reads of 1000, one per commit), so that a few thousand events span many."""
+    return Settings(data_dir=tmp_path / "var", drain_budget_ms=60_000, drain_poll_ms=0, lease_ttl_ms=5_000,
+                    batch_size=1000, reads_per_commit=1)
 
 
 # -- Redis -------------------------------------------------------------------------------------

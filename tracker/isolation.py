@@ -20,18 +20,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from .aggregate import CommitResult, Event, StreamId, format_id
+from .aggregate import Batch, CommitResult, StreamId
 from .errors import RowRejected
 
 log = logging.getLogger(__name__)
 
 #: commit(events, last_id): the ledger's exactly-once transaction for one run of events.
-Commit = Callable[[list[Event], StreamId], CommitResult]
-#: reject(event, reason): take a refused event out of the stream's way (dead-letter it).
-Reject = Callable[[Event, str], None]
+Commit = Callable[[Batch, StreamId], CommitResult]
+#: reject(entry_id, reason): take a refused event out of the stream's way (dead-letter it).
+Reject = Callable[[bytes | str, str], None]
 
 
-def commit_isolating(commit: Commit, events: list[Event], last_id: StreamId, reject: Reject) -> list[CommitResult]:
+def commit_isolating(commit: Commit, events: Batch, last_id: StreamId, reject: Reject) -> list[CommitResult]:
     """Commit `events` (in ID order, up to `last_id`), rejecting each event the database refuses.
 
     Returns the results of the commits that succeeded, in order. After it returns, the offset
@@ -41,9 +41,10 @@ def commit_isolating(commit: Commit, events: list[Event], last_id: StreamId, rej
         return [commit(events, last_id)]
     except RowRejected as e:
         if len(events) == 1:
-            log.warning("the database refused event %s: %s", format_id(events[0][0]), e)
-            reject(events[0], str(e))  # first: were the offset moved first, a crash would hide it
-            return [commit([], last_id)]  # then move the offset past it
+            entry_id = events.ids[0]
+            log.warning("the database refused event %s: %s", entry_id, e)
+            reject(entry_id, str(e))  # first: were the offset moved first, a crash would hide it
+            return [commit(events.part(0, 0), last_id)]  # then move the offset past it
         middle = len(events) // 2
-        left, right = events[:middle], events[middle:]
-        return commit_isolating(commit, left, left[-1][0], reject) + commit_isolating(commit, right, last_id, reject)
+        left, right = events.part(0, middle), events.part(middle)
+        return commit_isolating(commit, left, left.last_id, reject) + commit_isolating(commit, right, last_id, reject)

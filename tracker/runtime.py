@@ -19,6 +19,7 @@ from .drainer import Drainer
 from .drainlog import DrainLog
 from .embedded import running_url
 from .metrics import Metrics, process_metrics
+from .group_commit import GroupCommit
 from .models import connect
 from .streams import Layout, Producer, ShardReader
 
@@ -111,6 +112,12 @@ class Runtime:
     def producer(self) -> Producer:
         return Producer(self.ingest_redis, self.layout, self.settings.dedupe_window_ms)
 
+    @functools.cached_property
+    def ingest_producer(self) -> GroupCommit | Producer:
+        """The request path's producer: with group commit (TRACKER_GROUP_COMMIT, on by default),
+        concurrent requests share one pipelined round trip."""
+        return GroupCommit(self.producer) if self.settings.group_commit else self.producer
+
     def close(self) -> None:
         """Close whatever was opened."""
         for name in ("redis", "ingest_redis", "probe_redis"):
@@ -123,5 +130,5 @@ class Runtime:
             db = self.__dict__.pop(name, None)
             if db is not None and not db.is_closed():
                 db.close()
-        for name in ("ledger", "reader", "drainer", "producer", "drain_log"):
+        for name in ("ledger", "reader", "drainer", "producer", "ingest_producer", "drain_log"):
             self.__dict__.pop(name, None)

@@ -54,6 +54,9 @@ def reuseport_socket(host: str, port: int, listen: bool = True) -> socket.socket
 
 def create_server(app, settings: Settings, port: int | None = None, sock: socket.socket | None = None):
     """A waitress server for `app`, bounded in body size, connections and idle time."""
+    # Waitress warns "Task queue depth is N" on every request queued while its threads are busy:
+    # under load that is a log line (and its formatting) per request, so only errors get out.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     where = {"sockets": [sock]} if sock is not None else {
         "host": settings.host, "port": settings.port if port is None else port}
     return waitress.create_server(
@@ -75,6 +78,9 @@ def sigterm_as_interrupt():
     """Within the block, SIGTERM stops the process the way Ctrl-C does (KeyboardInterrupt)."""
 
     def interrupt(signum, frame):
+        # Once: a second SIGTERM (a process group signalled, then its supervisor stopping its
+        # children) must not interrupt the shutdown the first one started.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
@@ -93,7 +99,9 @@ def serve_forever(server) -> None:
         except KeyboardInterrupt:
             log.info("stopping the web server")
         finally:
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # nor a second Ctrl-C, while closing
             server.close()
+            signal.signal(signal.SIGINT, previous)
 
 
 def serve_processes(make_app: Callable[[], object], settings: Settings, processes: int) -> None:

@@ -11,7 +11,7 @@ from tracker.errors import ConfigurationError
 def test_defaults_run_on_a_laptop():
     settings = Settings.from_env({})
     assert settings.redis_url is None and settings.database_url is None
-    assert settings.shards == 1 and settings.batch_size == 1000 and settings.timezone == "UTC"
+    assert settings.shards == 1 and settings.batch_size == 5000 and settings.timezone == "UTC"
     assert settings.effective_database_url.startswith("sqlite:///") and settings.effective_database_url.endswith(
         "var/tracker.db")
 

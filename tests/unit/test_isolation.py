@@ -2,7 +2,7 @@
 
 import pytest
 
-from tracker.aggregate import CommitResult
+from tracker.aggregate import Batch, CommitResult, parse_id
 from tracker.errors import DatabaseUnavailable, RowRejected
 from tracker.isolation import commit_isolating
 
@@ -17,7 +17,8 @@ class RefusingLedger:
         self.counted = []
         self.attempts = 0
 
-    def commit(self, events, last_id):
+    def commit(self, batch, last_id):
+        events = as_events(batch)
         self.attempts += 1
         if self.down:
             raise DatabaseUnavailable("connection refused")
@@ -34,10 +35,17 @@ def events_of(ad_ids):
     return [((1000 + i, 0), ad_id, 1_795_500_000) for i, ad_id in enumerate(ad_ids)]
 
 
+def as_events(batch: Batch):
+    """(stream ID, ad_id, ts) of each event of `batch`."""
+    return [(parse_id(i), batch.ad_of[a], batch.ts_of[t]) for i, a, t in zip(batch.ids, batch.ads, batch.tss)]
+
+
 def run(ledger, events, last_id=None):
+    """Commit `events` with isolation; the rejected ones come back as (event, reason)."""
+    by_id = {event[0]: event for event in events}
     rejected = []
-    results = commit_isolating(ledger.commit, events, last_id or events[-1][0],
-                               lambda event, reason: rejected.append((event, reason)))
+    results = commit_isolating(ledger.commit, Batch.of(events), last_id or events[-1][0],
+                               lambda entry_id, reason: rejected.append((by_id[parse_id(entry_id)], reason)))
     return results, rejected
 
 
@@ -88,5 +96,5 @@ def test_an_unreachable_database_is_not_mistaken_for_bad_rows():
     ledger = RefusingLedger(down=True)
     rejected = []
     with pytest.raises(DatabaseUnavailable):
-        commit_isolating(ledger.commit, events_of([1, 2]), (1001, 0), lambda e, r: rejected.append(e))
+        commit_isolating(ledger.commit, Batch.of(events_of([1, 2])), (1001, 0), lambda e, r: rejected.append(e))
     assert rejected == [] and ledger.attempts == 1

@@ -151,6 +151,9 @@ def test_redis_down_is_a_fast_503_with_retry_after(settings, sqlite_url):
 
 def test_redis_refusing_writes_is_a_503(settings, sqlite_url, fake_redis):
     class Full(type(fake_redis)):  # events are stored through a pipeline, which reports errors annotated
+        def xadd(self, *args, **kwargs):  # a lone event without event_id is one plain XADD
+            raise redis.ResponseError("OOM command not allowed when used memory > 'maxmemory'.")
+
         def pipeline(self, *args, **kwargs):
             pipe = super().pipeline(*args, **kwargs)
 
@@ -161,6 +164,7 @@ def test_redis_refusing_writes_is_a_503(settings, sqlite_url, fake_redis):
             return pipe
     app = create_app(make_runtime(settings, Full(), sqlite_url))
     assert call(app, "GET", "/v1/clicks?ad_id=1").status == 503
+    assert call(app, "GET", "/v1/clicks?ad_id=1&event_id=retry-safe-0000001").status == 503  # the pipeline path
 
 
 def test_stats_reports_counts_and_ctr(app, settings, sqlite_url):

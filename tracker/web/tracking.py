@@ -41,7 +41,7 @@ def build_intake(runtime: Runtime) -> Intake:
     if settings.rate_limit:
         limiter = RateLimiter(client, settings.rate_limit, settings.rate_limit_window_ms, settings.ip_hash_key,
                               settings.namespace)
-    return Intake(runtime.producer, FilteredCounts(client, settings.namespace), settings.tz, limiter,
+    return Intake(runtime.ingest_producer, FilteredCounts(client, settings.namespace), settings.tz, limiter,
                   breaker=Breaker(settings.redis_breaker_ms), metrics=runtime.metrics)
 
 

@@ -57,6 +57,8 @@ class TrustedProxies:
         return client
 
     def drop_untrusted_headers(self, environ: dict) -> None:
+        if not any(name in environ for name in FORWARDING_HEADERS):
+            return  # nothing to drop: no need to parse the peer's address (most direct requests)
         if not self.trusts(environ.get("REMOTE_ADDR", "")):
             for name in FORWARDING_HEADERS:
                 environ.pop(name, None)
