@@ -32,7 +32,12 @@ log = logging.getLogger(__name__)
 
 
 def _is_slow_failure(error: StreamUnavailable) -> bool:
-    return isinstance(error.__cause__, (redis.TimeoutError, redis.ConnectionError))
+    """A timeout or a lost connection underneath (through any StreamUnavailable re-raised on the
+    way, as the group commit does for each caller of a failed flush)."""
+    cause = error.__cause__
+    while isinstance(cause, StreamUnavailable):
+        cause = cause.__cause__
+    return isinstance(cause, (redis.TimeoutError, redis.ConnectionError))
 
 
 class Breaker:

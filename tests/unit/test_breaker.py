@@ -110,3 +110,21 @@ def test_a_lost_connection_opens_it_and_zero_disables_it(clock):
         with pytest.raises(StreamUnavailable, match="Timeout"):
             off.call(timeout)
     assert off.call(ok) == "stored"
+
+
+def test_a_timeout_re_raised_by_the_group_commit_still_opens_the_circuit(clock):
+    """The group commit gives each caller of a failed flush its own StreamUnavailable, chained to
+    the flush's: the breaker must still see the timeout underneath."""
+    breaker = Breaker(1_000, clock)
+
+    def timed_out_in_a_shared_flush():
+        try:
+            try:
+                raise redis.TimeoutError("Timeout reading from socket")
+            except redis.TimeoutError as e:
+                raise StreamUnavailable(f"Redis unavailable: {e}") from e
+        except StreamUnavailable as flush_error:
+            raise StreamUnavailable(str(flush_error)) from flush_error
+    with pytest.raises(StreamUnavailable):
+        breaker.call(timed_out_in_a_shared_flush)
+    assert not breaker.closed
