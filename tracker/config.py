@@ -173,6 +173,15 @@ class Settings:
         return self.database_url or f"sqlite:///{(self.data_dir / 'tracker.db').resolve()}"
 
     @property
+    def link_base_url(self) -> str:
+        """Where signed click links point: TRACKER_PUBLIC_URL, else where this server listens.
+
+        Never a request's Host header: a client chooses it, and a link signed for the host it
+        names would make /c an open redirect to that host.
+        """
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
     def effective_broker_url(self) -> str | None:
         """The Dramatiq broker: its own URL, else the event Redis."""
         return self.broker_url or self.redis_url

@@ -55,3 +55,8 @@ class ClickSigner:
         """The full /c link for (ad_id, url) on the tracker at `base_url`."""
         query = urllib.parse.urlencode({"ad_id": ad_id, "url": url, "sig": self.sign(ad_id, url)})
         return f"{base_url.rstrip('/')}/c?{query}"
+
+
+def click_signer(secret: str) -> ClickSigner | None:
+    """The signer of TRACKER_CLICK_SECRET, or None when no secret is configured."""
+    return ClickSigner(secret) if secret else None

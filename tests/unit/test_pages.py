@@ -23,15 +23,30 @@ def ad_5_link(page: bytes) -> str:
     return html.unescape(re.search(rb'data-ad-id="5" id="ad-5" href="([^"]*)"', page)[1].decode())
 
 
-def test_the_demo_signs_its_click_link_with_the_configured_secret(app_with_secret):
-    page = call(app_with_secret, "GET", "/", headers={"Host": "tracker.example:8080"}).body
+@pytest.fixture
+def app_with_public_url(settings, redis_client, sqlite_url, layout_groups):  # noqa: F811
+    settings = settings.replace(click_secret=SECRET, public_url="http://tracker.example:8080")
+    return create_app(make_runtime(settings, redis_client, sqlite_url))
+
+
+def test_the_demo_signs_its_click_link_with_the_configured_secret(app_with_public_url):
+    page = call(app_with_public_url, "GET", "/", headers={"Host": "tracker.example:8080"}).body
     link = urllib.parse.urlsplit(ad_5_link(page))
     query = dict(urllib.parse.parse_qsl(link.query))
     assert (link.scheme, link.netloc, link.path) == ("http", "tracker.example:8080", "/c")
     assert query["url"] == "http://tracker.example:8080/?via=click#ad-5"
     ClickSigner(SECRET).verify(5, query["url"], query["sig"])  # raises if it does not match
-    redirect = call(app_with_secret, "GET", f"/c?{link.query}")
+    redirect = call(app_with_public_url, "GET", f"/c?{link.query}")
     assert redirect.status == 302 and redirect.header("Location") == query["url"]
+
+
+def test_a_forged_host_header_gets_no_link_signed_for_its_host(app_with_secret, settings):
+    """The demo's link is signed for TRACKER_PUBLIC_URL or the listening address, never for the
+    Host a client sends: otherwise anyone could get a valid /c redirect to a host of theirs."""
+    page = call(app_with_secret, "GET", "/", headers={"Host": "evil.example"}).body
+    link = ad_5_link(page)
+    assert "evil.example" not in link
+    assert link.startswith(f"http://{settings.host}:{settings.port}/c?")
 
 
 def test_without_a_secret_the_demo_link_is_plain_and_says_why(app):

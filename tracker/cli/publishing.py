@@ -36,7 +36,7 @@ def cmd_sign_click(args: argparse.Namespace, settings: Settings) -> int:
         ad_id = parse_ad_id(args.ad_id)
     except InvalidEvent:
         raise SystemExit(f"tracker sign-click: {INVALID_AD_ID}") from None
-    base = args.base_url or settings.public_url or f"http://{settings.host}:{settings.port}"
+    base = args.base_url or settings.link_base_url
     try:
         print(ClickSigner(settings.click_secret).link(base, ad_id, args.url))
     except InvalidLink as e:

@@ -9,6 +9,7 @@ from bottle import Bottle, request, response
 
 from ..reports import Reports
 from ..runtime import Runtime
+from ..signing import click_signer
 from .admin import protect_admin
 from .bulkhead import Bulkhead
 from .dashboard import mount_dashboard
@@ -46,12 +47,13 @@ def create_app(runtime: Runtime) -> Bottle:
     app = Bottle(catchall=True)
     app.config["json.enable"] = False  # answers are serialised by responses.py, with CORS headers
     app.default_error_handler = json_error_handler
-    register_tracking(app, runtime)  # ingest, batch, pixel, click redirect, links, filtered counts
+    signer = click_signer(settings.click_secret)
+    register_tracking(app, runtime, signer)  # ingest, batch, pixel, click redirect, links, filtered counts
     stats = StatsApi(Reports(runtime.database), settings.tz, settings.timezone)
     stats.register(app)
     StatsPage(stats).register(app)
     app.install(Bulkhead.for_stats(settings.web_threads))
-    Pages(settings.click_secret, settings.public_url).register(app)
+    Pages(signer, settings.link_base_url).register(app)
     if protect_admin(app, settings):
         mount_dashboard(app, settings)
     Monitoring.of(runtime).register(app)

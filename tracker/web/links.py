@@ -31,19 +31,11 @@ def authorized(environ: dict, token: str) -> bool:
         given.strip().encode("utf-8", "replace"), token.encode())
 
 
-def base_url(public_url: str) -> str:
-    """Where the links point: TRACKER_PUBLIC_URL, else the address this request came to."""
-    if public_url:
-        return public_url
-    parts = request.urlparts
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 class LinkApi:
-    def __init__(self, signer: ClickSigner | None, token: str, public_url: str, max_body_bytes: int, max_links: int):
+    def __init__(self, signer: ClickSigner | None, token: str, link_base: str, max_body_bytes: int, max_links: int):
         self.signer = signer
         self.token = token
-        self.public_url = public_url
+        self.link_base = link_base
         self.max_body_bytes = max_body_bytes
         self.max_links = max_links
 
@@ -91,4 +83,4 @@ class LinkApi:
             sig = self.signer.sign(ad_id, url)
         except InvalidLink as e:
             raise ApiError(400, "Invalid url", e.message) from None
-        return {"ad_id": ad_id, "url": url, "sig": sig, "link": self.signer.link(base_url(self.public_url), ad_id, url)}
+        return {"ad_id": ad_id, "url": url, "sig": sig, "link": self.signer.link(self.link_base, ad_id, url)}

@@ -8,7 +8,6 @@ from pathlib import Path
 from bottle import Bottle, HTTPResponse, static_file
 
 from ..signing import ClickSigner
-from .links import base_url
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -20,9 +19,9 @@ DEMO_SIGNED_AD = 5
 
 
 class Pages:
-    def __init__(self, click_secret: str = "", public_url: str = ""):
-        self.signer = ClickSigner(click_secret) if click_secret else None
-        self.public_url = public_url
+    def __init__(self, signer: ClickSigner | None = None, link_base: str = ""):
+        self.signer = signer
+        self.link_base = link_base
         self.demo_html = (VIEWS / "demo.html").read_text()
 
     def register(self, app: Bottle) -> None:
@@ -40,7 +39,7 @@ class Pages:
         if self.signer is None:
             return (f"#ad-{DEMO_SIGNED_AD}",
                     "signing is off here (no TRACKER_CLICK_SECRET), so tracker.js counts this click")
-        base = base_url(self.public_url)
+        base = self.link_base
         return (self.signer.link(base, DEMO_SIGNED_AD, f"{base}/?via=click#ad-{DEMO_SIGNED_AD}"),
                 "the tracker's redirect /c counts the click, then sends you back here")
 

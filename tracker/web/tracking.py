@@ -45,21 +45,20 @@ def build_intake(runtime: Runtime) -> Intake:
                   breaker=Breaker(settings.redis_breaker_ms), metrics=runtime.metrics)
 
 
-def register_tracking(app: Bottle, runtime: Runtime) -> None:
-    """Add the tracking routes to `app`."""
+def register_tracking(app: Bottle, runtime: Runtime, signer: ClickSigner | None) -> None:
+    """Add the tracking routes to `app`; `signer` signs and checks click links (None: /c is off)."""
     settings = runtime.settings
     intake = build_intake(runtime)
     visitors = Visitors(BotFilter(settings.bot_filter), TrustedProxies(settings.trusted_networks),
                         rate_limited=intake.limiter is not None)
     visitors.register(app)
-    signer = ClickSigner(settings.click_secret) if settings.click_secret else None
     pixel = Pixel(intake, visitors, settings.retry_after_s)
     Ingest(intake, visitors, settings.max_body_bytes, settings.retry_after_s, pixel).register(app)
     BatchApi(intake, visitors, settings.max_body_bytes, settings.batch_max_events, settings.clock_skew_ms,
              settings.retry_after_s).register(app)
     pixel.register(app)
     Redirect(intake, visitors, signer, settings.retry_after_s).register(app)
-    LinkApi(signer, settings.link_api_token, settings.public_url, settings.max_body_bytes,
+    LinkApi(signer, settings.link_api_token, settings.link_base_url, settings.max_body_bytes,
             settings.batch_max_events).register(app)
     FilteredApi(intake.counts, settings.tz, settings.timezone).register(app)
     app.install(IngestInstrument(runtime.metrics, TRACKING_ROUTES))
