@@ -28,7 +28,10 @@ def check_url(url: str) -> str:
         raise InvalidLink(f"url must be 1 to {MAX_URL_CHARS} characters")
     if not url.isascii() or not url.isprintable() or " " in url:
         raise InvalidLink("url must be printable ASCII without spaces (percent-encode the rest)")
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # "Invalid IPv6 URL" and the like
+        raise InvalidLink("url is not a valid URL") from None
     if parts.scheme.lower() not in SCHEMES or not parts.hostname:
         raise InvalidLink("url must be an absolute http:// or https:// URL with a host")
     return url

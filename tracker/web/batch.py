@@ -9,7 +9,6 @@ stores nothing. See the README's "Batch API" for the full contract.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -19,7 +18,7 @@ from ..errors import InvalidEvent, RateLimited, StreamUnavailable
 from ..events import INVALID_AD_ID, KINDS, parse_ad_id, parse_client_ts, parse_event_id
 from ..intake import Intake, Outcome
 from ..streams import NewEvent
-from .ingest import JSON_TYPES, media_type, read_body
+from .ingest import JSON_TYPES, media_type, parse_json, read_body
 from .refusals import too_many_requests, unavailable
 from .responses import NO_STORE, ApiError, json_response, preflight_response
 from .visitors import Visitors
@@ -46,10 +45,7 @@ def read_items(max_body_bytes: int, max_events: int) -> list:
     """The request's JSON array of events, refused whole when it is not one."""
     if media_type() not in JSON_TYPES:
         raise ApiError(415, "Unsupported Content-Type", "send the JSON array as application/json or text/plain")
-    try:
-        items = json.loads(read_body(max_body_bytes))
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "Malformed JSON body", 'expected an array such as [{"type":"impression","ad_id":7}]') from None
+    items = parse_json(read_body(max_body_bytes), 'an array such as [{"type":"impression","ad_id":7}]')
     if not isinstance(items, list):
         raise ApiError(400, "Malformed JSON body", 'expected an array such as [{"type":"impression","ad_id":7}]')
     if not items:

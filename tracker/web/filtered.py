@@ -18,12 +18,12 @@ from ..errors import StreamUnavailable
 from ..filtered import FilteredCounts, totals
 from ..reports import Query
 from .responses import NO_STORE, ApiError, json_response, preflight_response
-from .stats import DEFAULT_DAYS, parse_date
+from .stats import parse_dates
 
 
 def parse_range(tz: ZoneInfo) -> Query:
-    end = parse_date("to", datetime.datetime.now(tz).date())
-    start = parse_date("from", end - datetime.timedelta(days=DEFAULT_DAYS - 1))
+    """The days asked for, as /v1/stats reads them (`range=`, or `from`/`to`)."""
+    start, end = parse_dates(datetime.datetime.now(tz).date())
     try:
         return Query(start, end)
     except ValueError as e:

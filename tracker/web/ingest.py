@@ -52,6 +52,18 @@ def read_body(max_bytes: int) -> bytes:
     return body
 
 
+def parse_json(body: bytes, expected: str):
+    """The JSON document of a request body, or ApiError(400) naming what was `expected`.
+
+    A body the parser cannot take (not JSON, not UTF-8, or nested deeper than Python recurses)
+    is the client's mistake, never a 500.
+    """
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise ApiError(400, "Malformed JSON body", f"expected {expected}") from None
+
+
 def media_type() -> str:
     return request.content_type.split(";", 1)[0].strip().lower()
 
@@ -68,10 +80,7 @@ def body_ad_ids(body: bytes, name: str = "ad_id") -> list:
 
 
 def json_ad_ids(body: bytes, name: str = "ad_id") -> list:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "Malformed JSON body", 'expected an object such as {"ad_id": 123}') from None
+    data = parse_json(body, 'an object such as {"ad_id": 123}')
     if not isinstance(data, dict):
         raise ApiError(400, "Malformed JSON body", 'expected an object such as {"ad_id": 123}')
     return [data[name]] if name in data else []

@@ -12,14 +12,13 @@ redirect. The check is `authorized()`, one function, so another scheme can repla
 from __future__ import annotations
 
 import hmac
-import json
 
 from bottle import Bottle, request
 
 from ..errors import InvalidEvent, InvalidLink
 from ..events import INVALID_AD_ID, parse_ad_id
 from ..signing import ClickSigner
-from .ingest import read_body
+from .ingest import parse_json, read_body
 from .responses import NO_STORE, ApiError, json_response
 from .redirect import NOT_CONFIGURED
 
@@ -59,10 +58,7 @@ class LinkApi:
             raise NOT_CONFIGURED
 
     def sign_body(self):
-        try:
-            data = json.loads(read_body(self.max_body_bytes))
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, "Malformed JSON body", 'expected {"ad_id": 7, "url": "https://..."} or an array') from None
+        data = parse_json(read_body(self.max_body_bytes), '{"ad_id": 7, "url": "https://..."} or an array')
         if isinstance(data, list):
             if not 1 <= len(data) <= self.max_links:
                 raise ApiError(400, "Too many links", f"send 1 to {self.max_links} links per request")

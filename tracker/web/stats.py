@@ -47,6 +47,13 @@ def parse_ad_ids() -> tuple[int, ...]:
 
 def parse_dates(today: datetime.date) -> tuple[datetime.date, datetime.date]:
     """The report's first and last day: `range=`, or `from`/`to` (never both)."""
+    try:
+        return _parse_dates(today)
+    except OverflowError:  # e.g. to=0001-01-01: the default start would fall before year 1
+        raise ApiError(400, "Invalid report range", "dates out of range") from None
+
+
+def _parse_dates(today: datetime.date) -> tuple[datetime.date, datetime.date]:
     name = request.query.get("range")
     if not name:
         end = parse_date("to", today)
