@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import dramatiq
 from redis import Redis
 
+from .drainer import DrainReport
 from .errors import StreamUnavailable
 from .lease import Lease
 from .streams import Layout, Shard, ensure_groups, redis_errors
@@ -44,9 +45,10 @@ class DrainFlags:
             return bool(self.client.set(shard.queued_key, int(time.time() * 1000), nx=True, px=self.ttl_ms))
 
     def refresh(self, shard: Shard) -> None:
-        """Called by a running drain: it is still alive."""
+        """Called by a running drain: it is still alive (and the flag is set again if anything
+        removed it, so the tick does not send a second drain beside a running one)."""
         with redis_errors():
-            self.client.pexpire(shard.queued_key, self.ttl_ms)
+            self.client.set(shard.queued_key, int(time.time() * 1000), px=self.ttl_ms)
 
     def hold(self, shard: Shard, ms: int) -> None:
         """Keep the flag for `ms` (a failed drain waits out its retry backoff)."""
@@ -56,6 +58,28 @@ class DrainFlags:
     def clear(self, shard: Shard) -> None:
         with redis_errors():
             self.client.delete(shard.queued_key)
+
+    def after_drain(self, shard: Shard, report: DrainReport, send_next: Callable[[Shard], None]) -> None:
+        """Settle the flag once a drain has returned.
+
+        - Another drainer held the lease (busy) or took it over (lost_lease): that drainer's
+          flag, left alone; were it cleared, the tick would send a drain every second for as
+          long as that one runs, each finding the shard busy.
+        - It counted something: more is probably waiting, so it sends the next drain at once,
+          keeping the flag (waiting for the tick would leave the shard undrained for up to a
+          tick). If the send fails the flag is cleared and the tick takes over.
+        - It found nothing: the flag is cleared, and the tick sends the next one.
+        """
+        if report.busy or report.lost_lease:
+            return
+        if not report.entries:
+            self.clear(shard)
+            return
+        try:
+            send_next(shard)
+        except Exception:
+            log.warning("could not send the next drain of %s; the tick will", shard.key, exc_info=True)
+            self.clear(shard)
 
 
 @dataclass

@@ -67,11 +67,8 @@ def drain(kind: str, shard: int) -> None:
         runtime.drain_log.failed(target, time.monotonic() - started, e)
         _hold_flag_for_retry(flags, target)
         raise
-    if report.entries and not report.lost_lease:
-        _send_next_drain(flags, target)
-    else:
-        flags.clear(target)
     runtime.drain_log.finished(target, report, time.monotonic() - started)
+    flags.after_drain(target, report, send_drain)
 
 
 def _hold_flag_for_retry(flags: DrainFlags, shard: Shard) -> None:
@@ -91,21 +88,6 @@ def _hold_flag_for_retry(flags: DrainFlags, shard: Shard) -> None:
             flags.hold(shard, backoff + settings.tick_interval_ms)
     except Exception:  # Redis is down too: the flag's own TTL takes over
         log.debug("could not hold the drain flag of %s", shard.key, exc_info=True)
-
-
-def _send_next_drain(flags: DrainFlags, shard: Shard) -> None:
-    """A drain that counted something hands over to the next one at once, keeping the flag.
-
-    Waiting for the tick would leave the busy shard undrained for up to a tick interval (the
-    p99 of freshness). The tick stays the safety net: if this send fails, or the worker dies
-    before the next drain runs, the flag is cleared or expires and the tick sends again; and
-    since the flag stays set, the tick sends nothing meanwhile, so drains never pile up.
-    """
-    try:
-        send_drain(shard)
-    except Exception:
-        log.warning("could not send the next drain of %s; the tick will", shard.key, exc_info=True)
-        flags.clear(shard)
 
 
 def send_drain(shard: Shard) -> None:

@@ -109,3 +109,49 @@ def test_the_tick_thread_survives_errors_and_stops(redis_client, layout):
     time.sleep(0.2)
     thread.stop()
     assert calls.count(1) >= 3 and calls[-1] == "resigned" and not thread.is_alive()
+
+
+def flags_and_sent(redis_client, layout):
+    flags = DrainFlags(redis_client, ttl_ms=10_000)
+    return flags, layout.shard(layout.shards()[0].kind, 0), []
+
+
+def test_a_drain_that_found_the_shard_busy_leaves_the_holders_flag(redis_client, layout):
+    """A duplicate drain (a redelivered message, a second worker) finds the lease held: clearing
+    the flag would let the tick send a useless drain every second while the holder runs."""
+    from tracker.drainer import DrainReport
+    flags, shard, sent = flags_and_sent(redis_client, layout)
+    assert flags.claim(shard)
+    flags.after_drain(shard, DrainReport(shard.key, busy=True), sent.append)
+    flags.after_drain(shard, DrainReport(shard.key, lost_lease=True, entries=5), sent.append)
+    assert redis_client.exists(shard.queued_key) and sent == []
+    scheduler = Scheduler(redis_client, layout, flags, sent.append, interval_ms=1_000)
+    assert shard not in scheduler.tick()
+
+
+def test_a_drain_that_counted_something_sends_the_next_keeping_the_flag(redis_client, layout):
+    from tracker.drainer import DrainReport
+    flags, shard, sent = flags_and_sent(redis_client, layout)
+    assert flags.claim(shard)
+    flags.after_drain(shard, DrainReport(shard.key, entries=3), sent.append)
+    assert sent == [shard] and redis_client.exists(shard.queued_key)
+
+
+def test_an_idle_drain_clears_its_flag_and_a_failed_send_too(redis_client, layout):
+    from tracker.drainer import DrainReport
+    flags, shard, _ = flags_and_sent(redis_client, layout)
+    assert flags.claim(shard)
+    flags.after_drain(shard, DrainReport(shard.key), lambda s: None)
+    assert not redis_client.exists(shard.queued_key)
+
+    def broken(s):
+        raise ConnectionError("broker down")
+    assert flags.claim(shard)
+    flags.after_drain(shard, DrainReport(shard.key, entries=1), broken)
+    assert not redis_client.exists(shard.queued_key)
+
+
+def test_a_running_drain_sets_its_flag_again_if_it_was_removed(redis_client, layout):
+    flags, shard, _ = flags_and_sent(redis_client, layout)
+    flags.refresh(shard)
+    assert 0 < redis_client.pttl(shard.queued_key) <= 10_000
