@@ -13,10 +13,11 @@ lone request is stored at once, and under load the batches grow by themselves wh
 trip is in flight.
 
 What a caller is told stays exact: a call returns only after the pipeline carrying its events
-was answered, so a 200 still means stored; if the store fails, every call of that batch gets
-the error (a 503 for each request). `Producer.store` is the single batching point, so whatever
-it queues per event (dedupe scripts, and any other per-event Redis work) rides in the same
-pipeline.
+was answered, so a 200 still means stored. If the round trip fails, every call of that batch
+gets the error (a 503 for each request: none can be said stored); if Redis refuses some events
+of the pipeline (out of memory midway), only their callers get an error, and the others their
+results. `Producer.store_each` is the single batching point, so whatever it queues per event
+(dedupe scripts, and any other per-event Redis work) rides in the same pipeline.
 
 (A dedicated flusher thread fed by a queue was measured by the design study to gain nothing:
 it adds two thread hand-offs per request. The leader scheme adds none for the leader and one
@@ -29,7 +30,6 @@ import _thread
 import threading
 
 from .errors import StreamUnavailable
-from .events import Kind
 from .streams import NewEvent, Producer, Stored
 
 
@@ -76,10 +76,6 @@ class GroupCommit:
         """Everything else is the producer's own (client, layout, queue, results ...)."""
         return getattr(self.producer, name)
 
-    def add(self, kind: Kind, ad_id: int, ts: int) -> str:
-        """Store one event; returns its entry ID (as Producer.add)."""
-        return self.store([NewEvent(kind, ad_id, ts)])[0].entry_id
-
     def store(self, events: list[NewEvent]) -> list[Stored]:
         """Store `events` (as Producer.store), sharing the round trip with concurrent callers."""
         if not events:
@@ -112,11 +108,18 @@ class GroupCommit:
     def _flush(self, batch: list[_Call]) -> None:
         """Store the events of every call in one round trip; resolve each call, whatever happens."""
         try:
-            stored = self.producer.store([event for call in batch for event in call.events])
+            outcomes = self.producer.store_each([event for call in batch for event in call.events])
             start = 0
             for call in batch:
-                call.results = stored[start:start + len(call.events)]
+                mine = outcomes[start:start + len(call.events)]
                 start += len(call.events)
+                errors = [outcome for outcome in mine if isinstance(outcome, Exception)]
+                # One caller's refused event is that caller's error alone: the others' events
+                # were stored, and answering them an error would make their clients store again.
+                if errors:
+                    call.error = errors[0]
+                else:
+                    call.results = mine
         except BaseException as e:
             for call in batch:
                 call.error = e

@@ -88,8 +88,9 @@ def queue_script(pipe, script, keys: list, args: list) -> None:
     pipe.evalsha(script.sha, len(keys), *keys, *args)
 
 
-def execute(client: Redis, pipe) -> list:
-    """Run `pipe` (non-transactional) in one round trip; its replies in order, or its first error.
+def execute(client: Redis, pipe, raise_on_error: bool = True) -> list:
+    """Run `pipe` (non-transactional) in one round trip; its replies in order, or its first error
+    (with `raise_on_error` false, the errors come back in place of their replies).
 
     If Redis has forgotten a script (a restart, SCRIPT FLUSH), the commands that failed with
     NOSCRIPT did not run at all: the script is loaded and just those commands run again.
@@ -100,10 +101,19 @@ def execute(client: Redis, pipe) -> list:
     if missing:
         for i, reply in zip(missing, _rerun(client, [commands[i] for i in missing])):
             replies[i] = reply
-    for reply in replies:
+    for reply in replies if raise_on_error else ():
         if isinstance(reply, Exception):
             raise reply
     return replies
+
+
+def translated(error: Exception) -> Exception:
+    """The exception `redis_errors` would raise for `error` (a reply error of a pipeline)."""
+    try:
+        with redis_errors():
+            raise error
+    except Exception as e:  # noqa: BLE001 - that is the point: hand back what it became
+        return e
 
 
 def _rerun(client: Redis, commands: list) -> list:
@@ -262,11 +272,21 @@ class Producer:
         if len(events) == 1 and events[0].event_id is None:
             # One plain XADD needs no pipeline (whose setup costs a lone request ~7 us, in-process)
             return [Stored(self.add(events[0].kind, events[0].ad_id, events[0].ts))]
+        outcomes = self.store_each(events)
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                raise outcome
+        return outcomes
+
+    def store_each(self, events: list[NewEvent]) -> list[Stored | Exception]:
+        """As `store`, but each event gets its own outcome: where it was stored, or the error
+        Redis answered for it (out of memory midway through the pipeline, say). Raises only
+        when the round trip itself fails (no event can be said stored or not)."""
         with redis_errors():
             pipe = self.client.pipeline(transaction=False)
             self.queue(pipe, events)
-            replies = execute(self.client, pipe)
-        return self.results(replies)
+            replies = execute(self.client, pipe, raise_on_error=False)
+        return [translated(reply) if isinstance(reply, Exception) else _stored(reply) for reply in replies]
 
     def queue(self, pipe, events: list[NewEvent]) -> None:
         """Queue the commands storing `events` on `pipe`, one reply each (run it with `execute`, read

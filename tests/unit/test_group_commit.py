@@ -22,7 +22,7 @@ class GatedProducer:
         self.release_first = threading.Event()
         self.fail = fail
 
-    def store(self, events):
+    def store_each(self, events):
         self.batches.append(list(events))
         if len(self.batches) == 1:
             self.first_entered.set()
@@ -30,6 +30,11 @@ class GatedProducer:
         if self.fail:
             raise StreamUnavailable("Redis unavailable: connection refused")
         return [Stored(f"{event.ad_id}-{i}") for i, event in enumerate(events)]
+
+
+def add(group: GroupCommit, kind, ad_id: int, ts: int) -> str:
+    """Store one event through the group commit; its entry ID."""
+    return group.store([NewEvent(kind, ad_id, ts)])[0].entry_id
 
 
 def run_threads(target, n):
@@ -44,7 +49,7 @@ def test_a_lone_call_is_stored_at_once_with_its_own_result(redis_client):
     layout = Layout()
     ensure_groups(redis_client, layout)
     group = GroupCommit(Producer(redis_client, layout))
-    entry_id = group.add(IMPRESSION, 7, TS)
+    entry_id = add(group, IMPRESSION, 7, TS)
     stored = group.store([NewEvent(CLICK, 8, TS), NewEvent(CLICK, 9, TS)])
     assert [e[0].decode() for e in redis_client.xrange("impressions_stream")] == [entry_id]
     assert [e[0].decode() for e in redis_client.xrange("clicks_stream")] == [s.entry_id for s in stored]
@@ -55,7 +60,7 @@ def test_calls_arriving_during_a_flush_share_the_next_one_and_each_gets_its_resu
     producer = GatedProducer()
     group = GroupCommit(producer)
     # Given a leader whose flush is in flight
-    leader, leader_result = run_threads(lambda i: group.add(IMPRESSION, 1000, TS), 1)
+    leader, leader_result = run_threads(lambda i: add(group, IMPRESSION, 1000, TS), 1)
     assert producer.first_entered.wait(10)
     # When eight more calls arrive meanwhile (one of them with two events)
     waiting, results = run_threads(
@@ -81,7 +86,7 @@ def test_a_failed_flush_answers_an_error_to_every_caller_of_its_batch_and_the_ne
 
     def call(i):
         try:
-            return group.add(IMPRESSION, i + 1, TS)
+            return add(group, IMPRESSION, i + 1, TS)
         except StreamUnavailable as e:
             errors.append(e)
     leader, _ = run_threads(call, 1)
@@ -94,18 +99,18 @@ def test_a_failed_flush_answers_an_error_to_every_caller_of_its_batch_and_the_ne
         thread.join(10)
     assert len(errors) == 5 and len({id(e) for e in errors}) == 5  # an exception object per caller
     producer.fail = False
-    assert group.add(IMPRESSION, 1, TS) == "1-0"
+    assert add(group, IMPRESSION, 1, TS) == "1-0"
 
 
 def test_an_unexpected_error_reaches_every_caller_and_frees_the_group():
     class Broken:
         layout = Layout()
 
-        def store(self, events):
+        def store_each(self, events):
             raise ValueError("bug")
     group = GroupCommit(Broken())
     with pytest.raises(ValueError):
-        group.add(IMPRESSION, 1, TS)
+        add(group, IMPRESSION, 1, TS)
     assert not group._flushing
 
 
@@ -113,7 +118,7 @@ def test_many_threads_store_every_event_exactly_once(redis_client):
     layout = Layout()
     ensure_groups(redis_client, layout)
     group = GroupCommit(Producer(redis_client, layout))
-    threads, results = run_threads(lambda i: [group.add(IMPRESSION, i % 50 + 1, TS) for _ in range(25)], 16)
+    threads, results = run_threads(lambda i: [add(group, IMPRESSION, i % 50 + 1, TS) for _ in range(25)], 16)
     for thread in threads:
         thread.join(30)
     ids = [entry_id for per_thread in results for entry_id in per_thread]
@@ -137,3 +142,27 @@ def test_the_app_stores_through_the_group_when_it_is_on(settings, redis_client, 
     assert [e[0].decode() for e in redis_client.xrange("impressions_stream")] == [single.json()["stream_id"]]
     assert [e[0].decode() for e in redis_client.xrange("clicks_stream")] == [
         e["stream_id"] for e in batch.json()["events"]]
+
+
+def test_an_event_refused_midway_fails_only_its_own_caller():
+    """Redis ran out of memory midway through a shared pipeline: the callers whose events were
+    stored get their results (a 503 would make their clients store them again)."""
+    class HalfFull(GatedProducer):
+        def store_each(self, events):
+            self.batches.append(list(events))
+            return [Stored(f"{e.ad_id}-0") if e.ad_id != 666 else StreamUnavailable("Redis refuses writes: OOM")
+                    for e in events]
+    group = GroupCommit(HalfFull())
+    call_ok, call_refused = group_commit_calls(group, [[NewEvent(CLICK, 1, TS)], [NewEvent(CLICK, 666, TS)]])
+    assert call_ok.outcome() == [Stored("1-0")]
+    with pytest.raises(StreamUnavailable):
+        call_refused.outcome()
+
+
+def group_commit_calls(group: GroupCommit, event_lists):
+    """Flush several callers' events as one batch, as a leader would; their resolved calls."""
+    from tracker.group_commit import _Call
+    calls = [_Call(events) for events in event_lists]
+    calls[0].leads = True
+    group._flush(calls)
+    return calls
