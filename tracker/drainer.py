@@ -135,8 +135,12 @@ class Drainer:
         return _Batch(entries, full=True)
 
     def _apply(self, shard: Shard, lease: Lease, token: int, entries: list[RawEntry], report: DrainReport) -> None:
-        valid, poison = sort_out(entries)
+        valid, poison = sort_out(entries, report.offset)
         if poison:
+            lost = sum(1 for _, reason in poison if reason == DELETED_UNCOUNTED)
+            if lost:
+                log.error("%d entries of %s were deleted from the stream before they were counted: they are "
+                          "lost; their IDs are in %s", lost, shard.key, shard.dead_key)
             report.dead += self.reader.dead_letter(shard, lease.token, poison, int(time.time() * 1000))
         last_id = parse_id(entries[-1][0])
         if valid and valid.last_id > report.offset:
@@ -171,11 +175,19 @@ _second = operator.itemgetter(1)
 _fourth = operator.itemgetter(3)
 
 
-def sort_out(entries: list[RawEntry]) -> tuple[Batch, list[tuple[Entry, str]]]:
+#: The dead-letter reason of a pending entry that was deleted before it was counted.
+DELETED_UNCOUNTED = ("entry: deleted from the stream before it was counted (an XDEL or XTRIM not made by "
+                     "the tracker, whose trim never passes the committed offset)")
+
+
+def sort_out(entries: list[RawEntry], counted: StreamId | None = None) -> tuple[Batch, list[tuple[Entry, str]]]:
     """Split entries into a batch of valid events and (entry, reason) pairs that cannot be counted.
 
-    An entry without fields was trimmed from the stream after its commit (trimming never passes
-    the committed offset): it is neither, and only needs its acknowledgement.
+    An entry without fields was deleted from the stream while pending. At or below `counted`
+    (the committed offset) it was counted before our trim took it: it only needs its
+    acknowledgement. Above it, something else deleted an event before it was counted: it is
+    lost, and said so as a dead letter rather than acknowledged in silence. (Without `counted`,
+    every such entry is taken as counted.)
 
     The common case, every entry laid out as the producer writes it, takes a few C-level passes
     over the entries, and validation runs once per distinct ad id and once per distinct second.
@@ -188,25 +200,27 @@ def sort_out(entries: list[RawEntry]) -> tuple[Batch, list[tuple[Entry, str]]]:
     except TypeError:  # a trimmed entry: no fields
         regular = False
     if not regular:
-        return _sort_out_each(entries)
+        return _sort_out_each(entries, counted)
     ads, tss = list(map(_second, fields)), list(map(_fourth, fields))
     try:
         ad_of = {raw: parse_ad_id(raw) for raw in set(ads)}
         ts_of = {raw: parse_ts(raw) for raw in set(tss)}
     except InvalidEvent:
-        return _sort_out_each(entries)
+        return _sort_out_each(entries, counted)
     return Batch(list(map(_first, entries)), ads, tss, ad_of, ts_of), []
 
 
 _first = operator.itemgetter(0)
 
 
-def _sort_out_each(entries: list[RawEntry]) -> tuple[Batch, list[tuple[Entry, str]]]:
+def _sort_out_each(entries: list[RawEntry], counted: StreamId | None = None) -> tuple[Batch, list[tuple[Entry, str]]]:
     ids, ads, tss = [], [], []
     poison: list[tuple[Entry, str]] = []
     for raw in entries:
         entry = Entry.of(raw)
         if entry.fields is None:
+            if counted is not None and parse_id(entry.id) > counted:
+                poison.append((entry, DELETED_UNCOUNTED))
             continue
         try:
             ad_id, ts = decode_entry(entry.id, entry.fields)

@@ -286,3 +286,22 @@ def test_a_stopping_worker_ends_its_drain_after_the_batch(make_drainer, produce,
     started = time.monotonic()
     report = drainer.drain(shard, stopping=lambda: True)
     assert report.applied == 2 and time.monotonic() - started < 10  # not the 30 s budget
+
+
+def test_entries_deleted_before_they_were_counted_are_dead_lettered_not_acknowledged_in_silence(
+        make_drainer, produce, redis_client, layout, db):
+    """Something other than the tracker (an XDEL, the PHP producer's XTRIM MAXLEN) deleted pending
+    entries above the committed offset: they are lost, and the dead-letter stream says so."""
+    shard = layout.shard(IMPRESSION, 0)
+    produce(IMPRESSION, [1] * 4)
+    dead = Lease(redis_client, shard.lease_key, 50)
+    assert dead.acquire()
+    read = ShardReader(redis_client).read(shard, dead.token, 50, 100, ">")  # a drainer read them, then died
+    redis_client.delete(shard.lease_key)
+    redis_client.xdel(shard.key, read[0][0], read[1][0])
+    report = make_drainer().drain(shard)
+    assert total(db) == 2 and report.applied == 2 and report.dead == 2
+    letters = redis_client.xrange(shard.dead_key)
+    assert [d[1][b"origin_id"] for d in letters] == [read[0][0], read[1][0]]
+    assert b"deleted from the stream before it was counted" in letters[0][1][b"reason"]
+    assert pending(redis_client, shard) == 0
