@@ -165,3 +165,37 @@ def idempotent_request(kind, ad_id: int, seq: int):
     """A JSON POST carrying an event id, the same on every retry: a retry is never stored twice."""
     return ("POST", f"/v1/{kind.plural}?event_id=fault-c-event-{seq:08d}", json.dumps({"ad_id": ad_id}).encode(),
             {"Content-Type": "application/json"})
+
+
+#: The streams and groups the kill helpers watch (one shard per kind in the fault scenarios).
+WATCHED = (("impressions_stream", "impression_group"), ("clicks_stream", "click_group"))
+
+
+def delivered_marks(client: redis.Redis) -> dict[str, bytes]:
+    """Each watched stream's last delivered entry ID: what was read before this moment."""
+    marks = {}
+    for stream, group in WATCHED:
+        groups = {g["name"]: g for g in client.xinfo_groups(stream)}
+        marks[stream] = groups[group.encode()]["last-delivered-id"]
+    return marks
+
+
+def read_since(client: redis.Redis, marks: dict[str, bytes]) -> int:
+    """Entries read after `marks` and not yet acknowledged: a batch in flight now."""
+    return sum(len(client.xpending_range(stream, group, min=b"(" + marks[stream], max="+", count=10_000))
+               for stream, group in WATCHED)
+
+
+def kill_mid_batch(process, client: redis.Redis, timeout_s: float = 3) -> int:
+    """SIGKILL `process` as soon as it holds entries it read after this call (or after `timeout_s`).
+
+    Entries a killed predecessor left pending do not count: only a read made after the call, not
+    yet acknowledged, is a batch in flight. Returns how many such entries the kill left pending
+    (0: the kill did not land mid-batch).
+    """
+    marks = delivered_marks(client)
+    deadline = time.monotonic() + timeout_s
+    while read_since(client, marks) == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    process.kill()  # no cleanup runs: leases, flags and pending entries stay behind
+    return read_since(client, marks)

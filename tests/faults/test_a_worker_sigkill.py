@@ -8,9 +8,8 @@ import time
 import pytest
 
 from tests.faults.accounting import Figures, Ledger, counted, report, wait_counted
-from tests.faults.load import XaddLoad
+from tests.faults.load import XaddLoad, kill_mid_batch
 from tests.integration.conftest import pending
-from tests.integration.test_sigkill import kill_mid_batch
 from tests.processes import tracker_env, worker
 from tracker.streams import Layout, ensure_groups
 

@@ -11,9 +11,8 @@ from collections import Counter
 import pytest
 
 from tests.faults.accounting import Figures, Ledger, counted, report, wait_counted
-from tests.faults.load import random_events
+from tests.faults.load import kill_mid_batch, random_events
 from tests.integration.conftest import pending
-from tests.integration.test_sigkill import kill_mid_batch
 from tests.processes import tracker_env, wait_until, worker
 from tracker.streams import Layout, Producer, ensure_groups
 
