@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from redis import Redis
 
 from .events import Kind
-from .streams import Layout, Shard, redis_errors
+from .streams import Layout, Shard, execute, queue_script, redis_errors
 
 #: Dead letters read (or moved) per round trip.
 CHUNK = 500
@@ -168,10 +168,10 @@ class DeadLetters:
             chunk = letters[start:start + CHUNK]
             with redis_errors():
                 pipe = self.client.pipeline(transaction=False)
-                for letter in chunk:
-                    self._requeue(keys=[self._dead_key(letter), letter.stream],
-                                  args=[letter.id, *_flatten(letter.stream_fields())], client=pipe)
-                replies = pipe.execute()
+                for letter in chunk:  # queue_script: one round trip, and works on a cluster pipeline
+                    queue_script(pipe, self._requeue, [self._dead_key(letter), letter.stream],
+                                 [letter.id, *_flatten(letter.stream_fields())])
+                replies = execute(self.client, pipe)
             moved += [(letter, _text(new_id)) for letter, new_id in zip(chunk, replies) if new_id]
         return moved
 

@@ -16,6 +16,7 @@ from redis.cluster import RedisClusterException, key_slot
 
 from tests.integration.conftest import totals
 from tests.servers import LocalRedisCluster
+from tracker.deadletters import DeadLetters
 from tracker.events import CLICK, IMPRESSION, encode_fields
 from tracker.lease import Lease
 from tracker.runtime import Runtime
@@ -91,6 +92,13 @@ def test_store_drain_dead_letter_and_status_on_the_cluster(runtime, mysql_db):
     assert sum(r.applied for r in rows.values()) == len(events)
     assert [r.dead_letters for r in rows.values()].count(1) == 2
     assert all(r.pending == 0 and r.lag == 0 for r in rows.values())
+
+    # And the dead letters can be requeued (a script per letter, in one cross-slot pipeline)
+    dead = DeadLetters(runtime.redis, runtime.layout)
+    letters = dead.select(dead.shards())
+    before = [runtime.redis.xlen(s.key) for s in bad]
+    assert len(letters) == 2 and len(dead.requeue(letters)) == 2
+    assert dead.select(dead.shards()) == [] and [runtime.redis.xlen(s.key) for s in bad] == [n + 1 for n in before]
 
 
 def test_a_drainer_finds_a_leased_shard_busy_and_drains_it_once_released(runtime):
