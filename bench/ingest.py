@@ -93,7 +93,7 @@ def run(args) -> None:
                  else f"POST {BATCH_PATH} does not exist in this build: batch ingest not measured",
     })
     with private_redis() as redis_url, tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
-        print(f"redis:    private redis-server {redis_version(redis_url)}, appendonly everysec, noeviction")
+        print(f"redis:    private redis-server {redis_version(redis_url)}, appendonly, appendfsync always, noeviction")
         env = procs.tracker_env(redis_url, f"sqlite:///{tmp}/tracker.db", tmp)
         env["PYTHONPATH"] = os.getcwd()
         client = redis.Redis.from_url(redis_url)

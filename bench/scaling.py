@@ -6,12 +6,12 @@ Drain: N events are stored first (pipelined, over 1,000 ads), then `dramatiq tra
 --processes P --threads T` (T = 8 by default) starts against a fresh MariaDB schema; the rate is the events counted between
 the first and the last poll that saw progress, divided by the time between them, so the
 workers' boot is not counted. Each (shards, processes) pair runs once, with the default drain
-settings (batch 1,000, one read per commit).
+settings (TRACKER_BATCH_SIZE, TRACKER_READS_PER_COMMIT).
 
 Ingest: `tracker serve --processes P` on an empty Redis, loaded by wrk (2 threads, 32
 connections, GET /v1/impressions?ad_id=7) for the given seconds after a 1 s warm-up.
 
-Uses Redis database BENCH_REDIS_URL (default redis://127.0.0.1:6379/9, flushed) and a
+Each run gets a private redis-server (bench/services.py, configured as production) and a
 temporary schema on BENCH_MYSQL_URL (default mysql://root@127.0.0.1:3306/). Prints one line
 per run; numbers depend on what else runs on the machine.
 """
@@ -31,12 +31,12 @@ from pathlib import Path
 
 import redis
 
+from bench.services import private_redis
 from tests.processes import TRACKER, Process, free_port, http_ok, tracker_env, wait_until, worker
 from tracker.events import IMPRESSION, encode_fields
 from tracker.models import connect, create_tables
 from tracker.streams import Layout, ensure_groups
 
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 MYSQL_URL = os.environ.get("BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/").rstrip("/")
 ADS = 1_000
 TS = 1_795_500_000
@@ -65,8 +65,12 @@ def applied(db) -> int:
 
 
 def drain_rate(shards: int, processes: int, threads: int, events: int, workdir: Path) -> float:
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
+    with private_redis() as redis_url:
+        return _drain_rate(redis_url, shards, processes, threads, events, workdir)
+
+
+def _drain_rate(redis_url: str, shards: int, processes: int, threads: int, events: int, workdir: Path) -> float:
+    client = redis.Redis.from_url(redis_url)
     schema = f"tracker_bench_{secrets.token_hex(4)}"
     server = connect(f"{MYSQL_URL}/mysql")
     server.execute_sql(f"CREATE DATABASE `{schema}`")
@@ -74,7 +78,7 @@ def drain_rate(shards: int, processes: int, threads: int, events: int, workdir: 
     create_tables(db)
     try:
         preload(client, Layout("", shards), events)
-        env = tracker_env(REDIS_URL, f"{MYSQL_URL}/{schema}", shards=shards, log_level="WARNING",
+        env = tracker_env(redis_url, f"{MYSQL_URL}/{schema}", shards=shards, log_level="WARNING",
                           broker_namespace=f"bench-{schema}")
         process = worker(env, workdir / f"drain-{shards}-{processes}.log", processes=processes, threads=threads)
         try:
@@ -85,7 +89,7 @@ def drain_rate(shards: int, processes: int, threads: int, events: int, workdir: 
         db.close()
         server.execute_sql(f"DROP DATABASE `{schema}`")
         server.close()
-        client.flushdb()
+        client.close()
 
 
 def _time_drain(db, events: int) -> float:
@@ -95,20 +99,22 @@ def _time_drain(db, events: int) -> float:
 
 
 def ingest_rate(processes: int, seconds: int, workdir: Path) -> float:
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
+    with private_redis() as redis_url:
+        return _ingest_rate(redis_url, processes, seconds, workdir)
+
+
+def _ingest_rate(redis_url: str, processes: int, seconds: int, workdir: Path) -> float:
     port = free_port()
-    env = tracker_env(REDIS_URL, f"sqlite:///{workdir / 'ingest.db'}", log_level="WARNING")
+    env = tracker_env(redis_url, f"sqlite:///{workdir / 'ingest.db'}", log_level="WARNING")
     web = Process([TRACKER, "serve", "--port", str(port), "--processes", str(processes)], env,
                   workdir / f"ingest-{processes}.log").start()
     try:
-        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/tracker.js"), 30, message="tracker serve")
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), 30, message="tracker serve")
         url = f"http://127.0.0.1:{port}/v1/impressions?ad_id=7"
         _wrk(url, 1)
         return _wrk(url, seconds)
     finally:
         web.stop()
-        client.flushdb()
 
 
 def _wrk(url: str, seconds: int) -> float:

@@ -48,8 +48,8 @@ def wait_for_port(port: int, timeout: float = START_TIMEOUT_S, alive=lambda: Tru
 def private_redis(appendonly: bool = True) -> Iterator[str]:
     """A redis-server of our own on a free port; yields its URL.
 
-    It runs as production should (append-only file fsynced every second, `noeviction`), so
-    ingest figures include the cost of durability.
+    It runs as production should (docker/redis.conf: append-only file fsynced before each answer,
+    `appendfsync always`, and `noeviction`), so ingest figures include the cost of durability.
     """
     binary = shutil.which("redis-server")
     if binary is None:
@@ -57,7 +57,7 @@ def private_redis(appendonly: bool = True) -> Iterator[str]:
     workdir = tempfile.mkdtemp(prefix="bench-redis-")
     port = free_port()
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir, "--save", "",
-            "--appendonly", "yes" if appendonly else "no", "--appendfsync", "everysec",
+            "--appendonly", "yes" if appendonly else "no", "--appendfsync", "always",
             "--maxmemory-policy", "noeviction", "--daemonize", "no", "--logfile", f"{workdir}/redis.log"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -96,6 +96,7 @@ def test_web_publishes_on_localhost_unless_told_otherwise(compose):
 
 
 REQUIRED = re.compile(r"^\$\{[A-Z_]+:\?[^}]*\}$")  # ${NAME:?message}: no default, refused when unset
+OPTIONAL = re.compile(r"^\$\{[A-Z_]+:-\}$")  # ${NAME:-}: empty unless set, and empty turns the feature off
 
 
 def test_secrets_come_only_from_env_and_reach_the_urls(compose, raw_compose):
@@ -103,7 +104,8 @@ def test_secrets_come_only_from_env_and_reach_the_urls(compose, raw_compose):
     for name, service in raw_compose["services"].items():
         for key, value in (service.get("environment") or {}).items():
             if "PASSWORD" in key and key != "MARIADB_RANDOM_ROOT_PASSWORD":
-                assert REQUIRED.match(str(value)), (name, key)
+                optional = key == "TRACKER_ADMIN_PASSWORD"  # /admin is off without one
+                assert (OPTIONAL if optional else REQUIRED).match(str(value)), (name, key)
             if key.endswith("_URL") and "@" in str(value):
                 password = re.match(r"^\w+://[^:@/]*:(\$\{[^}]*\})@", value)
                 assert password and REQUIRED.match(password.group(1)), (name, key)
@@ -117,14 +119,14 @@ def test_secrets_come_only_from_env_and_reach_the_urls(compose, raw_compose):
 
 def test_redis_runs_the_config_file_with_aof_noeviction_and_protected_mode(compose):
     conf = redis_conf()
-    assert conf["appendonly"] == "yes" and conf["appendfsync"] in ("always", "everysec")
+    assert conf["appendonly"] == "yes" and conf["appendfsync"] == "always"  # as the README promises
     assert conf["maxmemory-policy"] == "noeviction"
     assert conf["protected-mode"] == "yes"
     assert "requirepass" not in conf  # the password comes from .env, never from the repository
     redis = services(compose)["redis"]
     (mount,) = [v for v in redis["volumes"] if v.startswith(str(ROOT / "docker" / "redis.conf"))]
     container_path = mount.split(":")[1]
-    assert f"redis-server {container_path}" in " ".join(redis["command"])
+    assert f"docker-entrypoint.sh redis-server {container_path}" in " ".join(redis["command"])  # not as root
     assert "requirepass" in " ".join(redis["command"]) and "$REDIS_PASSWORD" in " ".join(redis["command"])
     assert redis["environment"]["REDIS_PASSWORD"] == TEST_SECRETS["REDIS_PASSWORD"]
 
@@ -139,3 +141,14 @@ def test_web_runs_several_processes(compose):
     command = services(compose)["web"]["command"]
     assert command[:2] == ["tracker", "serve"] and int(command[command.index("--processes") + 1]) >= 2
     assert command[command.index("--host") + 1] == "0.0.0.0"  # reachable from the published port
+
+
+def test_the_optional_features_can_be_turned_on_from_env(compose):
+    """Signed clicks, the link API, rate limits and /admin reach the app services from .env."""
+    for name in APP_SERVICES[1:]:
+        env = services(compose)[name]["environment"]
+        for variable in ("TRACKER_PUBLIC_URL", "TRACKER_CLICK_SECRET", "TRACKER_LINK_API_TOKEN", "TRACKER_RATE_LIMIT",
+                         "TRACKER_IP_HASH_KEY", "TRACKER_TRUSTED_PROXIES", "TRACKER_ADMIN_USER", "TRACKER_ADMIN_PASSWORD"):
+            assert variable in env, (name, variable)
+        assert env["TRACKER_RATE_LIMIT"] == "0"  # an int even when .env leaves it out
+
