@@ -9,21 +9,18 @@ stores nothing. See the README's "Batch API" for the full contract.
 
 from __future__ import annotations
 
-import logging
 import time
 
 from bottle import Bottle
 
-from ..errors import InvalidEvent, RateLimited, StreamUnavailable
+from ..errors import InvalidEvent
 from ..events import INVALID_AD_ID, KINDS, parse_ad_id, parse_client_ts, parse_event_id
 from ..intake import Intake, Outcome
 from ..streams import NewEvent
 from .ingest import JSON_TYPES, media_type, parse_json, read_body
-from .refusals import too_many_requests, unavailable
+from .refusals import record
 from .responses import NO_STORE, ApiError, json_response, preflight_response
 from .visitors import Visitors
-
-log = logging.getLogger(__name__)
 
 TYPES = {kind.name: kind for kind in KINDS}
 INVALID_TYPE = f"type must be one of {', '.join(repr(name) for name in TYPES)}"
@@ -121,11 +118,6 @@ class BatchApi:
     def record(self):
         now = int(time.time())
         events = parse_items(read_items(self.max_body_bytes, self.max_events), now, self.max_skew_ms)
-        try:
-            outcome = self.intake.record(events, self.visitors.current())
-        except RateLimited as e:
-            raise too_many_requests(e) from None
-        except StreamUnavailable as e:
-            log.warning("refused a batch of %d events: %s", len(events), e)
-            raise unavailable(self.retry_after_s, "retry with the same event ids") from None
+        outcome = record(self.intake, events, self.visitors.current(), self.retry_after_s,
+                         "retry with the same event ids")
         return json_response(answer(outcome, len(events), now), 200, NO_STORE)

@@ -12,21 +12,17 @@ An optional `event_id` (wherever ad_id may be) makes a retry harmless: it is sto
 from __future__ import annotations
 
 import json
-import logging
 import time
 import urllib.parse
 
 from bottle import Bottle, request
 
-from ..errors import InvalidEvent, RateLimited, StreamUnavailable
+from ..errors import InvalidEvent
 from ..events import CLICK, IMPRESSION, INVALID_AD_ID, MAX_AD_ID, Kind, parse_ad_id, parse_event_id
 from ..intake import Intake
-from ..logs import Throttled
 from ..streams import NewEvent
-from .refusals import too_many_requests, unavailable
+from .refusals import record
 from .responses import NO_STORE, ApiError, json_response, preflight_response, tracked_response
-
-log = logging.getLogger(__name__)
 
 ROUTES = {
     IMPRESSION: ("/track_impression.php", "/v1/impressions"),
@@ -36,8 +32,6 @@ AD_ID_DETAIL = f"ad_id must be a whole number from 1 to {MAX_AD_ID}"
 JSON_TYPES = ("application/json", "text/plain")
 FORM_TYPE = "application/x-www-form-urlencoded"
 MULTIPART_TYPE = "multipart/form-data"
-#: Seconds between two log lines about refused events (the count in between is logged).
-REFUSAL_LOG_INTERVAL_S = 10
 
 
 def read_body(max_bytes: int) -> bytes:
@@ -156,7 +150,6 @@ class Ingest:
         self.max_body_bytes = max_body_bytes
         self.retry_after_s = retry_after_s
         self.pixel = pixel  # answers GET /track_impression.php?format=gif (tracker/web/pixel.py)
-        self.refusals = Throttled(log, REFUSAL_LOG_INTERVAL_S)  # "Redis is down" once in a while, not per request
 
     def register(self, app: Bottle) -> None:
         for kind, paths in ROUTES.items():
@@ -183,13 +176,8 @@ class Ingest:
         ad_id = request_ad_id(self.max_body_bytes, values)
         event_id = request_event_id(values)
         ts = int(time.time())
-        try:
-            outcome = self.intake.record([NewEvent(kind, ad_id, ts, event_id)], self.visitors.current())
-        except RateLimited as e:
-            raise too_many_requests(e) from None
-        except StreamUnavailable as e:
-            self.refusals.warning("refused a %s: %s", kind.name, e)
-            raise unavailable(self.retry_after_s) from None
+        outcome = record(self.intake, [NewEvent(kind, ad_id, ts, event_id)], self.visitors.current(),
+                         self.retry_after_s)
         if outcome.filtered is None and outcome.stored[0].new:  # the usual answer, formatted directly
             return tracked_response(ad_id, outcome.stored[0].entry_id, ts)
         return json_response(success(ad_id, ts, outcome), 200, NO_STORE)

@@ -11,14 +11,13 @@ import json
 import time
 
 from ..metrics import Metrics
+from .pixel import ERROR_HEADER as PIXEL_ERROR_HEADER
 
-#: Header in which the pixel states why it answered an error (its body is always the GIF).
-PIXEL_ERROR_HEADER = "X-Tracker-Error"
 
 
 def refusal_reason(response) -> str:
     """The `error` phrase of a JSON refusal, or the pixel's error header; else the status line."""
-    reason = response.headers.get(PIXEL_ERROR_HEADER)
+    reason = response.headers.get(PIXEL_ERROR_HEADER)  # the pixel's body is always the GIF
     if reason:
         return reason
     try:

@@ -16,18 +16,17 @@ A HEAD is answered like a GET but counts nothing (link checkers, proxies probing
 from __future__ import annotations
 
 import base64
-import logging
 import time
 
 from bottle import Bottle, HTTPResponse, request
 
-from ..errors import InvalidEvent, RateLimited, StreamUnavailable
+from ..errors import InvalidEvent
 from ..events import IMPRESSION, INVALID_AD_ID, parse_ad_id, parse_event_id
 from ..intake import Intake
 from ..streams import NewEvent
+from .refusals import record
+from .responses import ApiError
 from .visitors import Visitors
-
-log = logging.getLogger(__name__)
 
 #: A 1x1 transparent GIF (42 bytes: one colour, index 0 transparent).
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -38,6 +37,9 @@ HEADERS = {
     "Expires": "Thu, 01 Jan 1970 00:00:00 GMT",
     "Access-Control-Allow-Origin": "*",
 }
+
+#: Header of the pixel's error answers (their body is always the GIF): why it was refused.
+ERROR_HEADER = "X-Tracker-Error"
 
 
 def gif(status: int = 200, headers: dict | None = None) -> HTTPResponse:
@@ -67,21 +69,18 @@ class Pixel:
         try:
             ad_id = parse_ad_id(single("ad_id"))
         except InvalidEvent:
-            return gif(400, {"X-Tracker-Error": INVALID_AD_ID})
+            return gif(400, {ERROR_HEADER: INVALID_AD_ID})
         try:
             event_id = parse_event_id(single("event_id"))
         except InvalidEvent as e:
-            return gif(400, {"X-Tracker-Error": e.message})
+            return gif(400, {ERROR_HEADER: e.message})
         if request.method == "HEAD":
             return gif()
         return self.record(NewEvent(IMPRESSION, ad_id, int(time.time()), event_id))
 
     def record(self, event: NewEvent) -> HTTPResponse:
         try:
-            self.intake.record([event], self.visitors.current())
-        except RateLimited as e:
-            return gif(429, {"Retry-After": str(e.retry_after_s)})
-        except StreamUnavailable as e:
-            log.warning("refused a pixel impression: %s", e)
-            return gif(503, {"Retry-After": str(self.retry_after_s)})
+            record(self.intake, [event], self.visitors.current(), self.retry_after_s)
+        except ApiError as e:  # the same refusal as every route, in the pixel's form
+            return gif(e.status, {**(e.headers or {}), ERROR_HEADER: e.message})
         return gif()

@@ -9,22 +9,19 @@ a HEAD is redirected and counts nothing. Make links with `tracker sign-click` or
 
 from __future__ import annotations
 
-import logging
 import time
 import urllib.parse
 
 from bottle import Bottle, HTTPResponse, request
 
-from ..errors import InvalidEvent, InvalidLink, RateLimited, StreamUnavailable
+from ..errors import InvalidEvent, InvalidLink
 from ..events import CLICK, INVALID_AD_ID, parse_ad_id
 from ..intake import Intake
 from ..signing import ClickSigner, check_url
 from ..streams import NewEvent
-from .refusals import too_many_requests, unavailable
+from .refusals import record
 from .responses import ApiError
 from .visitors import Visitors
-
-log = logging.getLogger(__name__)
 
 NOT_CONFIGURED = ApiError(501, "Click redirects are not configured",
                           "the tracker has no TRACKER_CLICK_SECRET to check link signatures with")
@@ -84,10 +81,5 @@ class Redirect:
         return ad_id, url
 
     def record(self, ad_id: int) -> None:
-        try:
-            self.intake.record([NewEvent(CLICK, ad_id, int(time.time()))], self.visitors.current())
-        except RateLimited as e:
-            raise too_many_requests(e) from None
-        except StreamUnavailable as e:
-            log.warning("refused a click redirect: %s", e)
-            raise unavailable(self.retry_after_s, "the click was not counted; retry") from None
+        record(self.intake, [NewEvent(CLICK, ad_id, int(time.time()))], self.visitors.current(), self.retry_after_s,
+               "the click was not counted; retry")
