@@ -20,6 +20,8 @@ MIN_TS = 946_684_800
 MAX_TS = 2**32 - 1
 #: The PHP system's message for a bad id; its clients may compare against it.
 INVALID_AD_ID = "Invalid or missing ad_id parameter"
+#: What a valid ad id is, for the `detail` of a refusal.
+AD_ID_DETAIL = f"ad_id must be a whole number from 1 to {MAX_AD_ID}"
 
 _DIGITS = re.compile(rb"[0-9]{1,10}")
 
@@ -55,31 +57,24 @@ def parse_ad_id(raw) -> int:
     Refuses what PHP's `(int)` cast would have mangled: "12x", "1e3", " 7", "-3", 1.5, and
     ids too large for the table.
     """
-    if isinstance(raw, bool):
-        raise InvalidEvent(INVALID_AD_ID, field="ad_id")
-    if isinstance(raw, str):
-        raw = raw.encode("ascii", "replace")
-    if isinstance(raw, bytes):
-        if not _DIGITS.fullmatch(raw):
-            raise InvalidEvent(INVALID_AD_ID, field="ad_id")
-        raw = int(raw)
-    if not isinstance(raw, int) or not 1 <= raw <= MAX_AD_ID:
-        raise InvalidEvent(INVALID_AD_ID, field="ad_id")
-    return raw
+    return _whole_number(raw, 1, MAX_AD_ID, INVALID_AD_ID, "ad_id")
 
 
 def parse_ts(raw) -> int:
     """Return `raw` as a Unix time in seconds within [MIN_TS, MAX_TS], or raise InvalidEvent."""
-    if isinstance(raw, bool):
-        raise InvalidEvent("ts must be a Unix time in seconds", field="ts")
+    return _whole_number(raw, MIN_TS, MAX_TS, "ts must be a Unix time in seconds", "ts")
+
+
+def _whole_number(raw, low: int, high: int, message: str, field: str) -> int:
+    """`raw` (an int that is not a bool, or ASCII decimal digits) as an int in [low, high]."""
     if isinstance(raw, str):
         raw = raw.encode("ascii", "replace")
     if isinstance(raw, bytes):
         if not _DIGITS.fullmatch(raw):
-            raise InvalidEvent("ts must be a Unix time in seconds", field="ts")
+            raise InvalidEvent(message, field=field)
         raw = int(raw)
-    if not isinstance(raw, int) or not MIN_TS <= raw <= MAX_TS:
-        raise InvalidEvent("ts must be a Unix time in seconds", field="ts")
+    if isinstance(raw, bool) or not isinstance(raw, int) or not low <= raw <= high:
+        raise InvalidEvent(message, field=field)
     return raw
 
 

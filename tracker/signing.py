@@ -63,3 +63,10 @@ class ClickSigner:
 def click_signer(secret: str) -> ClickSigner | None:
     """The signer of TRACKER_CLICK_SECRET, or None when no secret is configured."""
     return ClickSigner(secret) if secret else None
+
+
+def secret_matches(given: bytes, expected: bytes) -> bool:
+    """Constant-time comparison of a presented secret (a token, basic credentials) with the one
+    expected. Their digests are compared, so neither the time nor an early length mismatch
+    tells an attacker anything about the expected secret, its length included."""
+    return hmac.compare_digest(hashlib.sha256(given).digest(), hashlib.sha256(expected).digest())

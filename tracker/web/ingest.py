@@ -18,7 +18,7 @@ import urllib.parse
 from bottle import Bottle, request
 
 from ..errors import InvalidEvent
-from ..events import CLICK, IMPRESSION, INVALID_AD_ID, MAX_AD_ID, Kind, parse_ad_id, parse_event_id
+from ..events import CLICK, IMPRESSION, AD_ID_DETAIL, INVALID_AD_ID, Kind, parse_ad_id, parse_event_id
 from ..intake import Intake
 from ..streams import NewEvent
 from .refusals import record
@@ -28,7 +28,6 @@ ROUTES = {
     IMPRESSION: ("/track_impression.php", "/v1/impressions"),
     CLICK: ("/track_click.php", "/v1/clicks"),
 }
-AD_ID_DETAIL = f"ad_id must be a whole number from 1 to {MAX_AD_ID}"
 JSON_TYPES = ("application/json", "text/plain")
 FORM_TYPE = "application/x-www-form-urlencoded"
 MULTIPART_TYPE = "multipart/form-data"
@@ -62,22 +61,19 @@ def media_type() -> str:
     return request.content_type.split(";", 1)[0].strip().lower()
 
 
-def body_ad_ids(body: bytes, name: str = "ad_id") -> list:
-    """The `name` values (ad_id, event_id) a POST body carries, by its content type."""
+def body_values(body: bytes, names: tuple[str, ...]) -> dict[str, list]:
+    """The values of `names` (ad_id, event_id) a POST body carries, parsed once by its content type."""
     kind = media_type()
     if kind in JSON_TYPES:
-        return json_ad_ids(body, name)
+        data = parse_json(body, 'an object such as {"ad_id": 123}')
+        if not isinstance(data, dict):
+            raise ApiError(400, "Malformed JSON body", 'expected an object such as {"ad_id": 123}')
+        return {name: [data[name]] if name in data else [] for name in names}
     if kind == FORM_TYPE:
-        return urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).get(name, [])
+        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        return {name: form.get(name, []) for name in names}
     raise ApiError(415, "Unsupported Content-Type",
                    "send application/json, text/plain (JSON), application/x-www-form-urlencoded or multipart/form-data")
-
-
-def json_ad_ids(body: bytes, name: str = "ad_id") -> list:
-    data = parse_json(body, 'an object such as {"ad_id": 123}')
-    if not isinstance(data, dict):
-        raise ApiError(400, "Malformed JSON body", 'expected an object such as {"ad_id": 123}')
-    return [data[name]] if name in data else []
 
 
 def plain_query_ad_id() -> str | None:
@@ -107,16 +103,16 @@ def request_values(max_body_bytes: int) -> dict[str, list]:
             body = read_body(max_body_bytes)
             if body.strip():
                 query = values
-                values = {name: body_ad_ids(body, name) for name in names}
+                values = body_values(body, names)
                 # An event_id in the URL beside a body is still this event's id: dropping it would
                 # store a retry twice. The same id in both places is one id; two ids are refused.
                 values["event_id"] += [v for v in query["event_id"] if v not in values["event_id"]]
     return values
 
 
-def request_ad_id(max_body_bytes: int, values: dict[str, list] | None = None) -> int:
-    """The ad id of this request, wherever the client put it; ApiError(400/413/415) otherwise."""
-    values = (values or request_values(max_body_bytes))["ad_id"]
+def request_ad_id(values: dict[str, list]) -> int:
+    """The ad id among this request's `request_values`; ApiError(400) when missing, bad or repeated."""
+    values = values["ad_id"]
     if len(values) > 1:
         raise ApiError(400, INVALID_AD_ID, "ad_id was given more than once")
     try:
@@ -173,7 +169,7 @@ class Ingest:
         if request.method == "HEAD":  # a HEAD is no event (link checkers, prefetchers)
             raise ApiError(405, "Method not allowed", "use GET or POST", {"Allow": "GET, POST, OPTIONS"})
         values = request_values(self.max_body_bytes)
-        ad_id = request_ad_id(self.max_body_bytes, values)
+        ad_id = request_ad_id(values)
         event_id = request_event_id(values)
         ts = int(time.time())
         outcome = record(self.intake, [NewEvent(kind, ad_id, ts, event_id)], self.visitors.current(),

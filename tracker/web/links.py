@@ -11,13 +11,12 @@ redirect. The check is `authorized()`, one function, so another scheme can repla
 
 from __future__ import annotations
 
-import hmac
 
 from bottle import Bottle, request
 
 from ..errors import InvalidEvent, InvalidLink
 from ..events import INVALID_AD_ID, parse_ad_id
-from ..signing import ClickSigner
+from ..signing import ClickSigner, secret_matches
 from .ingest import parse_json, read_body
 from .responses import NO_STORE, ApiError, json_response
 from .redirect import NOT_CONFIGURED
@@ -26,7 +25,7 @@ from .redirect import NOT_CONFIGURED
 def authorized(environ: dict, token: str) -> bool:
     """Does the request carry `Authorization: Bearer <token>`? Constant-time comparison."""
     scheme, _, given = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(
+    return bool(token) and scheme.lower() == "bearer" and secret_matches(
         given.strip().encode("utf-8", "replace"), token.encode())
 
 

@@ -15,7 +15,7 @@ import urllib.parse
 from bottle import Bottle, HTTPResponse, request
 
 from ..errors import InvalidEvent, InvalidLink
-from ..events import CLICK, INVALID_AD_ID, parse_ad_id
+from ..events import AD_ID_DETAIL, CLICK, INVALID_AD_ID, parse_ad_id
 from ..intake import Intake
 from ..signing import ClickSigner, check_url
 from ..streams import NewEvent
@@ -72,7 +72,7 @@ class Redirect:
         try:
             ad_id = parse_ad_id(one(params, "ad_id"))
         except (InvalidEvent, InvalidLink):
-            raise ApiError(400, INVALID_AD_ID, "ad_id must be given once, a whole number from 1 to 2147483647") from None
+            raise ApiError(400, INVALID_AD_ID, f"{AD_ID_DETAIL}, given once") from None
         try:
             url = check_url(one(params, "url"))
             self.signer.verify(ad_id, url, one(params, "sig"))

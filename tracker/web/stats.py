@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from bottle import Bottle, HTTPResponse, request
 
 from ..errors import InvalidEvent, StorageError
-from ..events import parse_ad_id
+from ..events import AD_ID_DETAIL, parse_ad_id
 from ..reports import DEFAULT_ADS, Query, Reports, range_dates
 from .responses import CORS_HEADERS, ApiError, json_response, preflight_response
 
@@ -42,7 +42,7 @@ def parse_ad_ids() -> tuple[int, ...]:
     try:
         return tuple(parse_ad_id(part.strip()) for part in raw)
     except InvalidEvent:
-        raise ApiError(400, "Invalid ad_id", "ad ids are whole numbers from 1 to 2147483647") from None
+        raise ApiError(400, "Invalid ad_id", AD_ID_DETAIL) from None
 
 
 def parse_dates(today: datetime.date) -> tuple[datetime.date, datetime.date]:
