@@ -21,7 +21,8 @@ import peewee
 
 from .errors import FencedOut
 from .events import Kind
-from .models import StreamOffset, count_field, counts_model, database_errors, is_mysql
+from .models import (StreamOffset, count_field, counts_model, database_errors, ensure_offset_rows, is_mysql,
+                     write_transaction)
 
 #: Rows per upsert statement (about 25 bytes each): well under MariaDB's default packet limit
 #: (16 MiB) and SQLite's default statement length (1,000,000 bytes).
@@ -142,8 +143,8 @@ class Ledger:
 
     def claim(self, stream: str) -> tuple[int, StreamId]:
         """Become the newest drainer of `stream`: bump its fence; return (token, committed offset)."""
-        self._ensure_offset_row(stream)
-        with database_errors(self.db), self._transaction():
+        ensure_offset_rows(self.db, [stream])
+        with database_errors(self.db), write_transaction(self.db):
             row = self._locked_offset(stream)
             if row is None:
                 StreamOffset.insert(stream=stream, fence=1).execute(self.db)
@@ -152,15 +153,6 @@ class Ledger:
             StreamOffset.update(fence=token).where(StreamOffset.stream == stream).execute(self.db)
             return token, (row.last_ms, row.last_seq)
 
-    def _ensure_offset_row(self, stream: str) -> None:
-        """Create the stream's offsets row if missing, outside the claim's transaction.
-
-        On MariaDB, SELECT ... FOR UPDATE of a missing row locks the gap where it would go; two
-        first claims of different shards in one gap then deadlock on their INSERTs (seen with 8
-        shards claimed at once). With the row in place, the claim locks that row only.
-        """
-        with database_errors(self.db):
-            StreamOffset.insert(stream=stream).on_conflict_ignore().execute(self.db)
 
     def offset_row(self, stream: str) -> StreamOffset | None:
         """The offsets table's row of `stream` (None before its first drain)."""
@@ -179,7 +171,7 @@ class Ledger:
         Raises FencedOut when a newer drainer has claimed the stream since `token` was issued.
         """
         batch = events if isinstance(events, Batch) else Batch.of(events)
-        with database_errors(self.db), self._transaction():
+        with database_errors(self.db), write_transaction(self.db):
             row = self._locked_offset(stream)
             if row is None or row.fence != token:
                 raise FencedOut(f"{stream}: fence is {row.fence if row else None}, this drainer holds {token}")
@@ -194,10 +186,6 @@ class Ledger:
         return CommitResult(applied=fresh, skipped=start, offset=offset)
 
     # -- inside the transaction ----------------------------------------------------------------
-
-    def _transaction(self):
-        # SQLite: take the write lock at BEGIN, the closest it has to SELECT ... FOR UPDATE.
-        return self.db.atomic() if is_mysql(self.db) else self.db.atomic("IMMEDIATE")
 
     def _locked_offset(self, stream: str) -> StreamOffset | None:
         query = StreamOffset.select().where(StreamOffset.stream == stream)

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from redis import Redis
 
 from .events import Kind
-from .streams import Layout, Shard, execute, queue_script, redis_errors
+from .streams import Layout, Shard, execute, queue_script, redis_errors, text
 
 #: Dead letters read (or moved) per round trip.
 CHUNK = 500
@@ -66,17 +66,13 @@ class DeadLetter:
         return {k.encode("utf-8", "surrogateescape"): v.encode("utf-8", "surrogateescape") for k, v in fields.items()}
 
 
-def _text(value: bytes) -> str:
-    return value.decode("utf-8", "surrogateescape")
-
-
 def _letter(shard: Shard, entry_id: bytes, raw: dict[bytes, bytes]) -> DeadLetter:
     try:
         fields = json.loads(raw.get(b"fields", b"{}"))
     except ValueError:
         fields = {}
-    return DeadLetter(stream=shard.key, id=_text(entry_id), origin_id=_text(raw.get(b"origin_id", b"0-0")),
-                      reason=_text(raw.get(b"reason", b"")), fields=fields,
+    return DeadLetter(stream=shard.key, id=text(entry_id), origin_id=text(raw.get(b"origin_id", b"0-0")),
+                      reason=text(raw.get(b"reason", b"")), fields=fields,
                       dead_at_ms=int(raw.get(b"dead_at_ms", b"0") or 0))
 
 
@@ -172,7 +168,7 @@ class DeadLetters:
                     queue_script(pipe, self._requeue, [self._dead_key(letter), letter.stream],
                                  [letter.id, *_flatten(letter.stream_fields())])
                 replies = execute(self.client, pipe)
-            moved += [(letter, _text(new_id)) for letter, new_id in zip(chunk, replies) if new_id]
+            moved += [(letter, text(new_id)) for letter, new_id in zip(chunk, replies) if new_id]
         return moved
 
     def purge(self, letters: list[DeadLetter]) -> int:

@@ -38,6 +38,8 @@ class Lease:
         self.ttl_ms = ttl_ms
         self.token = secrets.token_hex(16)
         self.held = False
+        self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
 
     def acquire(self) -> bool:
         """Take the lease if nobody holds it; True when this object now holds it."""
@@ -48,7 +50,7 @@ class Lease:
     def renew(self) -> bool:
         """Extend the lease if it is still ours; False (and not held) when it was lost."""
         with redis_errors():
-            self.held = bool(self.redis.eval(_RENEW, 1, self.key, self.token, self.ttl_ms))
+            self.held = bool(self._renew(keys=[self.key], args=[self.token, self.ttl_ms]))
         return self.held
 
     def acquire_or_renew(self) -> bool:
@@ -60,4 +62,4 @@ class Lease:
         if self.held:
             self.held = False
             with redis_errors():
-                self.redis.eval(_RELEASE, 1, self.key, self.token)
+                self._release(keys=[self.key], args=[self.token])

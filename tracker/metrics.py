@@ -105,10 +105,10 @@ class Metrics:
 
     # -- ingest: the web layer (and the batch endpoint, dedupe and filters) call these ----------
 
-    def declare_ingest(self, kinds: Iterable[Kind] = KINDS, endpoints: Iterable[str] = ()) -> None:
+    def declare_ingest(self, endpoints: Iterable[str] = ()) -> None:
         """Create the ingest series at 0 (a web process calls this at start), so the first
         event of a kind is an increase Prometheus can see, not the birth of a series."""
-        for kind in kinds:
+        for kind in KINDS:
             self.accepted(kind, 0)
             self.deduplicated(kind, 0)
         for endpoint in endpoints:

@@ -17,6 +17,7 @@ Tables (the canonical DDL for MariaDB is sql/schema.sql):
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import urllib.parse
 from pathlib import Path
@@ -51,6 +52,7 @@ class AdDailyImpressions(_Model):
     class Meta:
         table_name = "ad_daily_impressions"
         primary_key = peewee.CompositeKey("ad_id", "date")
+        indexes = ((("date",), False),)  # as sql/schema.sql: reports and replay select by date
 
 
 class AdDailyClicks(_Model):
@@ -61,6 +63,7 @@ class AdDailyClicks(_Model):
     class Meta:
         table_name = "ad_daily_clicks"
         primary_key = peewee.CompositeKey("ad_id", "date")
+        indexes = ((("date",), False),)  # as sql/schema.sql: reports and replay select by date
 
 
 class StreamOffset(_Model):
@@ -91,6 +94,22 @@ def count_field(kind: Kind) -> peewee.Field:
 
 def is_mysql(db: peewee.Database) -> bool:
     return isinstance(db, peewee.MySQLDatabase)
+
+
+def ensure_offset_rows(db: peewee.Database, streams: list[str]) -> None:
+    """Create the missing stream_offsets rows of `streams`, outside any locking transaction.
+
+    On MariaDB, SELECT ... FOR UPDATE of a missing row locks the gap where it would go; two
+    first claims of different shards in one gap then deadlock on their INSERTs (seen with 8
+    shards claimed at once). With the rows in place, a locking read locks those rows only.
+    """
+    with database_errors(db):
+        StreamOffset.insert_many([{"stream": stream} for stream in streams]).on_conflict_ignore().execute(db)
+
+
+def as_date(value) -> datetime.date:
+    """A DATE column's value: SQLite hands dates back as text, MariaDB as dates."""
+    return value if isinstance(value, datetime.date) else datetime.date.fromisoformat(str(value))
 
 
 def write_transaction(db: peewee.Database):

@@ -36,11 +36,12 @@ import peewee
 import redis
 from redis import Redis
 
-from .aggregate import UPSERT_CHUNK_ROWS, DayOf, StreamId, format_id, parse_id
+from .aggregate import UPSERT_CHUNK_ROWS, DayOf, StreamId, format_id, parse_id, upsert_sql
 from .config import Settings
 from .errors import InvalidEvent, ReplayRefused
 from .events import Kind, decode_entry
-from .models import StreamOffset, count_field, counts_model, database_errors, is_mysql, write_transaction
+from .models import (StreamOffset, as_date, count_field, counts_model, database_errors, ensure_offset_rows, is_mysql,
+                     write_transaction)
 from .streams import Layout, Shard, redis_errors
 
 log = logging.getLogger(__name__)
@@ -353,24 +354,17 @@ class Replayer:
 
     def _ensure_offset_rows(self, shards: Iterable[Shard]) -> None:
         """Create missing offset rows, so every shard's row can be locked (its drain would anyway)."""
-        existing = self._offsets(shards, lock=False)
-        missing = [{"stream": shard.key} for shard in shards if existing[shard.key] == ((0, 0), 0)]
-        if missing:
-            with database_errors(self.db):
-                StreamOffset.insert_many(missing).on_conflict_ignore().execute(self.db)
+        ensure_offset_rows(self.db, [shard.key for shard in shards])
 
     def _rows(self, kind: Kind, window: Window) -> dict[tuple[int, datetime.date], int]:
         model, column = counts_model(kind), count_field(kind)
         query = model.select(model.ad_id, model.date, column).where(model.date.between(window.start, window.end))
-        return {(ad_id, _as_date(day)): int(n) for ad_id, day, n in query.bind(self.db).tuples()}
+        return {(ad_id, as_date(day)): int(n) for ad_id, day, n in query.bind(self.db).tuples()}
 
     def _replace(self, kind: Kind, window: Window, counts: Counter) -> None:
-        model, column = counts_model(kind), count_field(kind)
+        model = counts_model(kind)
         model.delete().where(model.date.between(window.start, window.end)).execute(self.db)
         rows = sorted((ad_id, day, n) for (ad_id, day), n in counts.items())
-        for at in range(0, len(rows), UPSERT_CHUNK_ROWS):
-            model.insert_many(rows[at:at + UPSERT_CHUNK_ROWS], fields=[model.ad_id, model.date, column]).execute(self.db)
+        for at in range(0, len(rows), UPSERT_CHUNK_ROWS):  # the drains' statement: an insert, the days being empty
+            self.db.execute_sql(upsert_sql(kind, rows[at:at + UPSERT_CHUNK_ROWS], is_mysql(self.db)))
 
-
-def _as_date(value) -> datetime.date:
-    return value if isinstance(value, datetime.date) else datetime.date.fromisoformat(str(value))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import peewee
 
 from .events import CLICK, IMPRESSION
-from .models import count_field, counts_model, database_errors
+from .models import as_date, count_field, counts_model, database_errors
 
 #: Longest date range one report may cover (days).
 MAX_RANGE_DAYS = 366
@@ -113,7 +113,7 @@ class Reports:
         for kind in (IMPRESSION, CLICK):
             model = counts_model(kind)
             for day, n in self._select(kind, query, model.date).tuples():
-                setattr(out[_as_date(day)], kind.plural, int(n))
+                setattr(out[as_date(day)], kind.plural, int(n))
         return out
 
     def _top_ads(self, query: Query) -> list[int]:
@@ -136,10 +136,6 @@ class Reports:
         for kind in (IMPRESSION, CLICK):
             model = counts_model(kind)
             for ad_id, day, n in self._select(kind, narrowed, model.ad_id, model.date).tuples():
-                setattr(out[ad_id][_as_date(day)], kind.plural, int(n))
+                setattr(out[ad_id][as_date(day)], kind.plural, int(n))
         return out
 
-
-def _as_date(value) -> datetime.date:
-    """SQLite hands dates back as text; MariaDB as dates."""
-    return value if isinstance(value, datetime.date) else datetime.date.fromisoformat(str(value))

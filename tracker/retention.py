@@ -28,7 +28,7 @@ from redis import Redis
 
 from .aggregate import Ledger, StreamId, format_id, parse_id
 from .config import Settings
-from .streams import Layout, Shard, redis_errors
+from .streams import Layout, Shard, redis_errors, text
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def backlog(client: Redis, shard: Shard, max_len: int) -> Backlog:
             groups = client.xinfo_groups(shard.key)
         except redis.ResponseError:  # no stream yet
             groups = []
-    group = next((g for g in groups if _text(g["name"]) == shard.group), None)
+    group = next((g for g in groups if text(g["name"]) == shard.group), None)
     uncounted = None
     if group is not None and group.get("lag") is not None:
         uncounted = int(group["lag"]) + int(group["pending"])
@@ -148,7 +148,7 @@ class Trimmer:
             if not (self.max_len and length > self.max_len and step_removed and parse_id(minid) < safe):
                 break
         over_length = bool(self.max_len and length > self.max_len)
-        report = TrimReport(shard.key, _text(minid), removed, format_id(safe),
+        report = TrimReport(shard.key, text(minid), removed, format_id(safe),
                             held_back=over_length or (by_age > safe and self._uncounted_before(shard, safe, by_age)),
                             backlog=backlog(self.client, shard, self.max_len))
         self._warn(report)
@@ -180,7 +180,3 @@ class Trimmer:
         elif report.held_back:
             log.warning("%s: entries the retention settings would trim are not counted yet; the stream keeps them "
                         "(committed up to %s)", report.stream, report.safe_bound)
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

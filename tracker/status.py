@@ -179,12 +179,6 @@ class CachedStatus:
         return value
 
 
-def shard_status(client: Redis, ledger: Ledger, shard: Shard, now_ms: int | None = None) -> ShardStatus:
-    """The state of one shard (see StatusReader for all of them at once)."""
-    clock = time.time if now_ms is None else (lambda: now_ms / 1000)
-    return StatusReader(client, ledger.db, [shard], clock=clock).read().shards[0]
-
-
 def all_status(client: Redis, ledger: Ledger, layout: Layout) -> list[ShardStatus]:
     return StatusReader(client, ledger.db, layout.shards()).read().shards
 

@@ -258,7 +258,7 @@ class Producer:
             entry_id = target.xadd(shard.key, encode_fields(ad_id, ts))
         if pipeline is not None:
             return None
-        return _text(entry_id)
+        return text(entry_id)
 
     def store(self, events: list[NewEvent]) -> list[Stored]:
         """Store `events` in one pipelined round trip; results in the same order.
@@ -308,14 +308,15 @@ class Producer:
                          [event.ad_id, event.ts, self.dedupe_window_ms])
 
 
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def text(value) -> str:
+    """A Redis reply (bytes, or already str) as str; bytes that are not UTF-8 survive as escapes."""
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
 
 
 def _stored(reply) -> Stored:
     if isinstance(reply, list):  # from the dedupe script: [1 new | 0 seen, entry id]
-        return Stored(_text(reply[1]), new=bool(reply[0]))
-    return Stored(_text(reply))
+        return Stored(text(reply[1]), new=bool(reply[0]))
+    return Stored(text(reply))
 
 
 # A shard's entries are read only while holding its lease: a drainer whose lease expired can
@@ -400,7 +401,7 @@ class ShardReader:
         try:
             with redis_errors(), self._transaction(shard) as pipe:
                 pipe.watch(shard.lease_key)
-                if _text(pipe.get(shard.lease_key)) != token:
+                if text(pipe.get(shard.lease_key)) != token:
                     raise LeaseLost(f"drain lease of {shard.key} is held by another drainer")
                 pipe.multi()
                 pipe.pexpire(shard.lease_key, ttl_ms)
@@ -422,10 +423,10 @@ class ShardReader:
             with redis_errors():
                 self.client.xread({shard.key: "$"}, count=1, block=timeout_ms)
 
-    def ack(self, shard: Shard, ids: list[bytes], pipeline=None) -> None:
+    def ack(self, shard: Shard, ids: list[bytes]) -> None:
         if ids:
             with redis_errors():
-                (pipeline if pipeline is not None else self.client).xack(shard.key, shard.group, *ids)
+                self.client.xack(shard.key, shard.group, *ids)
 
     def dead_letter(self, shard: Shard, token: str, entries: list[tuple[Entry, str]], now_ms: int) -> int:
         """Move (entry, reason) pairs to the shard's dead-letter stream; returns how many moved."""
