@@ -1,7 +1,7 @@
 """Replay: recompute a range of days' counts from the events still in the streams, and replace them.
 
 The stream entries are the source of truth; the daily counts are derived from them. Replay
-repairs the counts of some days (after a restore from an old backup, a hand edit, a bug) by
+repairs the counts of some days (after a hand edit of the tables, a bug) by
 counting those days' events again and *replacing* the rows, never adding to them, so running
 it twice gives the same totals. Drains keep running meanwhile, and it stays exact:
 

@@ -1,6 +1,7 @@
 """The tracker's Redis operations on a real 3-master Redis Cluster, in-process.
 
-Every script (`_ADD_ONCE`, `_GATED_READ`, `_DEAD_LETTER` in streams.py, the lease scripts), the
+Every script (`_ADD_ONCE`, `_DEAD_LETTER` in streams.py, the lease scripts), the lease-gated read's
+WATCH transaction, dead-letter requeues, the
 cross-shard pipeline of `Producer.store`, the tick and `tracker status` run against a cluster
 started by the test, with the shards spread over its masters. The cluster requires a password
 with characters that must be escaped in the URL.
