@@ -5,7 +5,7 @@
     (i)    a bare Bottle route returning a dict, served exactly as ours (same waitress settings,
            same N processes, same serving code)
     (ii)   a naive handler doing one XADD per request, in one waitress process
-    batch  `tracker serve`, POST /v1/events with 100 events per request (when the route exists)
+    batch  `tracker serve`, POST /v1/events with 100 events per request
 
 All get the same load (wrk: keep-alive, 32 connections, `--duration` seconds), in interleaved
 rounds so that the machine's noise hits each alike. Ours must answer 200s only, and every 200 it
@@ -49,7 +49,7 @@ def batch_body(n: int = BATCH_EVENTS) -> bytes:
     return json.dumps(events).encode()
 
 
-def contenders(args, with_batch: bool) -> list[Contender]:
+def contenders(args) -> list[Contender]:
     single = Load(SINGLE_PATH, args.connections, args.load_threads)
     served = {"TRACKER_WEB_THREADS": str(args.threads)} if args.threads else {}
     found = [
@@ -58,47 +58,34 @@ def contenders(args, with_batch: bool) -> list[Contender]:
                   env={**served, "TRACKER_GROUP_COMMIT": "0"}),
         Contender("(i) bare route", procs.baseline("bare", args.processes), single, env=served),
         Contender("(ii) naive XADD", procs.baseline("naive", 1), single),
+        Contender("ours, batch", procs.tracker_serve(args.processes),
+                  Load(BATCH_PATH, args.connections, args.load_threads, body=batch_body()), BATCH_EVENTS, env=served),
+        Contender("ours, batch, event ids", procs.tracker_serve(args.processes),
+                  Load(BATCH_PATH, args.connections, args.load_threads, unique_batches=BATCH_EVENTS),
+                  BATCH_EVENTS, env=served),
     ]
-    if with_batch:
-        found.append(Contender("ours, batch", procs.tracker_serve(args.processes),
-                               Load(BATCH_PATH, args.connections, args.load_threads, body=batch_body()),
-                               BATCH_EVENTS, env=served))
-        found.append(Contender("ours, batch, event ids", procs.tracker_serve(args.processes),
-                               Load(BATCH_PATH, args.connections, args.load_threads, unique_batches=BATCH_EVENTS),
-                               BATCH_EVENTS, env=served))
     if args.only:
         found = [c for c in found if c.name.startswith(tuple(args.only))]
     return found
 
 
-def has_batch_route() -> bool:
-    from tracker.config import Settings  # noqa: PLC0415
-    from tracker.runtime import Runtime  # noqa: PLC0415
-    from tracker.web import create_app  # noqa: PLC0415
-
-    app = create_app(Runtime(Settings(redis_url="redis://127.0.0.1:1/0", database_url="sqlite:///:memory:")))
-    return any(route.rule == BATCH_PATH and route.method == "POST" for route in app.routes)
-
-
 def run(args) -> None:
     wrk = ensure_wrk() and not args.python_load
-    batch = has_batch_route()
     report.header("ingest", {
         "load": f"{'wrk' if wrk else 'python asyncio client'}, {args.connections} keep-alive connections, "
                 f"{args.duration:g}s per run after {WARMUP_S:g}s warm-up, {args.runs} interleaved rounds",
         "ours": f"tracker serve --processes {args.processes}, {args.threads or DEFAULT_WEB_THREADS} waitress threads "
                 f"each; (i) the same; (ii) 1 process, {DEFAULT_WEB_THREADS} threads",
         "batch": f"POST {BATCH_PATH}, {BATCH_EVENTS} events per request, without event ids and with a new "
-                 "event_id each (stored through the dedupe script)" if batch
-                 else f"POST {BATCH_PATH} does not exist in this build: batch ingest not measured",
+                 "event_id each (stored through the dedupe script)",
     })
     with private_redis() as redis_url, tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         print(f"redis:    private redis-server {redis_version(redis_url)}, appendonly, appendfsync always, noeviction")
         env = procs.tracker_env(redis_url, f"sqlite:///{tmp}/tracker.db", tmp)
         env["PYTHONPATH"] = os.getcwd()
         client = redis.Redis.from_url(redis_url)
-        series = measure(contenders(args, batch), env, client, args)
-    summarize(series, batch)
+        series = measure(contenders(args), env, client, args)
+    summarize(series)
 
 
 def measure(found: list[Contender], env: dict, client: redis.Redis, args) -> dict[str, dict[str, report.Series]]:
@@ -145,7 +132,7 @@ def check_stored(contender: Contender, result: LoadResult, count: int) -> None:
                          f"200 but {count:,} stored: the benchmark is void")
 
 
-def summarize(series: dict, batch: bool) -> None:
+def summarize(series: dict) -> None:
     print("medians:")
     report.table([s for per in series.values() for s in per.values()])
     if not {"ours", "(i) bare route", "(ii) naive XADD"} <= series.keys():
@@ -156,6 +143,6 @@ def summarize(series: dict, batch: bool) -> None:
     print(f"ratios:   ours / (i) bare route = {ours / bare:.2f}    ours / (ii) naive XADD = {ours / naive:.2f}")
     targets = [report.Target("single-event ingest / (ii) naive XADD", ours / naive, 3.0, unit="x"),
                report.Target("single-event ingest / (i) bare route", ours / bare, 0.75, unit="x")]
-    if batch and "ours, batch" in series:
+    if "ours, batch" in series:
         targets.append(report.Target("batch ingest events/s", series["ours, batch"]["eps"].median, 100_000))
     report.verdicts(targets)
